@@ -1,0 +1,158 @@
+"""Thin REST handlers for `/jupyter-securellm/v1/`: authenticate, parse, call the broker, answer.
+
+Two ways in: a kernel sends `X-SecureLLM-Token` (its capability token); a browser uses
+normal Jupyter auth (`@tornado.web.authenticated` then `@authorized`, resource
+`jupyter_securellm:llm`). Every error is `{"error": {"type", "message"}}`.
+"""
+from __future__ import annotations
+
+import functools
+import json
+
+from jupyter_server.auth.decorator import allow_unauthenticated, authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from .broker import Caller
+from .errors import STATUS, BrokerError
+from .kernels import TOKEN_HEADER
+
+AUTH_RESOURCE = "jupyter_securellm:llm"
+PREFIX = "jupyter-securellm/v1"
+_HTTP_TYPES = {v: k for k, v in reversed(list(STATUS.items()))}
+
+
+def broker_auth(method):
+    """Kernel token if the header is present, else Jupyter auth; BrokerError -> JSON error."""
+    jupyter_auth = web.authenticated(authorized(resource=AUTH_RESOURCE)(method))
+
+    @allow_unauthenticated  # we authenticate ourselves, below, on every path
+    @functools.wraps(method)
+    async def wrapper(self, *args, **kwargs):
+        try:
+            token = self.request.headers.get(TOKEN_HEADER)
+            if token is not None:
+                principal = self.settings["jupyter_securellm_kernel_tokens"].check(token)
+                if principal is None:
+                    raise BrokerError("unauthorized", "The kernel token is invalid or revoked; "
+                                                      "restart the kernel to get a fresh one.")
+                self.caller = Caller(user=principal.user, kernel_id=principal.kernel_id)
+                return await method(self, *args, **kwargs)
+            self.caller = Caller(user=self.settings["jupyter_securellm_app"].owner)
+            return await jupyter_auth(self, *args, **kwargs)
+        except BrokerError as exc:
+            self.send_broker_error(exc)
+
+    return wrapper
+
+
+class BaseHandler(ExtensionHandlerMixin, APIHandler):
+    """Shared plumbing: the broker service, JSON bodies, contract-shaped errors."""
+
+    auth_resource = AUTH_RESOURCE
+    caller: Caller | None = None
+
+    @property
+    def broker(self):
+        return self.settings["jupyter_securellm_broker"]
+
+    def check_xsrf_cookie(self):
+        # Kernel calls carry a custom header (a browser cannot send one cross-site without CORS
+        # consent) and no cookie, so XSRF does not apply to them; browsers keep the normal check.
+        if self.request.headers.get(TOKEN_HEADER) is not None:
+            return None
+        return super().check_xsrf_cookie()
+
+    def json_body(self):
+        limit = self.settings.get("jupyter_securellm_max_request_bytes", 2 * 1024 * 1024)
+        if len(self.request.body or b"") > limit:
+            raise BrokerError("invalid_request", f"The request body exceeds {limit} bytes; send a smaller prompt.")
+        try:
+            return json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise BrokerError("invalid_request", "The request body is not valid JSON.") from None
+
+    def send_broker_error(self, exc: BrokerError):
+        if self._finished:
+            return
+        self.clear()
+        self.set_status(exc.status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(exc.to_json()))
+
+    def write_error(self, status_code, **kwargs):
+        # Jupyter's own 403/404/405/500 in the contract's shape; never a traceback.
+        type_ = _HTTP_TYPES.get(status_code) or ("invalid_request" if status_code < 500 else "provider_error")
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if status_code == 403 and not getattr(self, "current_user", None):
+            message = "Authentication required: log in to Jupyter or send the kernel's X-SecureLLM-Token."
+        elif isinstance(exc, web.HTTPError) and exc.log_message and status_code < 500:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        elif status_code >= 500:
+            message = "Internal broker error; see the server log."
+        else:
+            message = self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": {"type": type_, "message": str(message)}}))
+
+
+class ChatCompletionsHandler(BaseHandler):
+    @broker_auth
+    async def post(self):
+        body = self.json_body()
+        if isinstance(body, dict) and body.get("stream") is True:
+            return await self._stream(body)
+        result = await self.broker.chat(self.caller, body)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(result))
+
+    async def _stream(self, body):
+        chunks = await self.broker.chat_stream(self.caller, body)  # errors here are plain JSON errors
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        try:
+            try:
+                async for chunk in chunks:
+                    self.write(f"data: {json.dumps(chunk)}\n\n")
+                    await self.flush()
+            except BrokerError as exc:
+                self.write(f"data: {json.dumps(exc.to_json())}\n\n")
+            else:
+                self.write("data: [DONE]\n\n")
+            self.finish()
+        except StreamClosedError:
+            self.log.info("SecureLLM: client closed the stream early")
+        finally:
+            await chunks.aclose()
+
+
+class ModelsHandler(BaseHandler):
+    @broker_auth
+    async def get(self):
+        self.finish(json.dumps(self.broker.list_models()))
+
+
+class StatusHandler(BaseHandler):
+    @broker_auth
+    async def get(self):
+        version = self.settings.get("jupyter_securellm_version", "")
+        self.finish(json.dumps(await self.broker.status(self.caller, version)))
+
+
+class SecretsGetHandler(BaseHandler):
+    @broker_auth
+    async def post(self):
+        result = await self.broker.get_user_secret(self.caller, self.json_body())
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(result))
+
+
+default_handlers = [
+    (rf"/{PREFIX}/chat/completions", ChatCompletionsHandler),
+    (rf"/{PREFIX}/models", ModelsHandler),
+    (rf"/{PREFIX}/status", StatusHandler),
+    (rf"/{PREFIX}/secrets/get", SecretsGetHandler),
+]

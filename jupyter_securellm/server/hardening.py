@@ -1,0 +1,99 @@
+"""Process hardening for the server that holds provider keys in memory.
+
+Tier 2 of DESIGN.md: code in a kernel runs as the same Unix user as the server and could
+read `/proc/<server>/environ` and `/proc/<server>/mem`. `prctl(PR_SET_DUMPABLE, 0)` makes
+those files root-owned and refuses ptrace/core dumps, without changing how kernels run.
+The logging filter is the tier-1 defence: whatever a library logs (litellm has leaked keys
+in debug logs and exception text), the record is redacted before any handler formats it.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+PR_SET_DUMPABLE = 4
+PR_GET_DUMPABLE = 3
+
+LOGGER_NAMES = ("", "tornado", "tornado.access", "tornado.application", "tornado.general",
+                "ServerApp", "jupyter", "jupyter_server", "jupyter_securellm",
+                "LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx", "httpcore", "openai", "hvac")
+
+
+def set_non_dumpable() -> bool:
+    """Mark this process non-dumpable (Linux). Returns True when the flag is now 0."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_DUMPABLE, 0) failed with errno {err}")
+    return libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0
+
+
+def is_dumpable() -> bool | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0
+
+
+class RedactingFilter(logging.Filter):
+    """Renders each record once, redacts the text, and freezes it so no handler re-renders it."""
+
+    def __init__(self, redactor):
+        super().__init__("jupyter_securellm")
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_securellm_redacted", False):
+            return True
+        try:
+            msg = record.getMessage()
+        except Exception:  # a broken format string must not let raw args through
+            msg = f"{record.msg!r} % {record.args!r}"
+        record.msg = self.redactor.redact(msg)
+        record.args = ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redactor.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redactor.redact(record.stack_info)
+        record._securellm_redacted = True
+        return True
+
+
+def install_log_filter(redactor, extra_loggers=()) -> RedactingFilter:
+    """Attach one filter to the named loggers *and* their handlers.
+
+    A logger's own filters only see records logged on that logger; records propagated from
+    children only meet the parent's handlers. So the filter sits on both. Call again after a
+    library adds handlers (the broker does, after importing litellm); it is idempotent.
+    """
+    flt = _existing(redactor) or RedactingFilter(redactor)
+    names = list(LOGGER_NAMES) + list(extra_loggers)
+    loggers = [logging.getLogger(n) for n in names]
+    for lg in loggers:
+        _add(lg, flt)
+        for h in lg.handlers:
+            _add(h, flt)
+    return flt
+
+
+_FILTERS: dict[int, RedactingFilter] = {}
+
+
+def _existing(redactor):
+    flt = _FILTERS.get(id(redactor))
+    if flt is None or flt.redactor is not redactor:
+        flt = RedactingFilter(redactor)
+        _FILTERS[id(redactor)] = flt
+    return flt
+
+
+def _add(target, flt) -> None:
+    if not any(isinstance(f, RedactingFilter) and f.redactor is flt.redactor for f in target.filters):
+        target.addFilter(flt)

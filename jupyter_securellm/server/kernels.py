@@ -1,0 +1,225 @@
+"""Per-kernel capability tokens and sanitized kernel environments.
+
+Why a token per kernel: code in a kernel can read `jpserver-*.json` and reuse the server
+token, but the broker's token is bound to one kernel id and user, stored only as a hash,
+and dies with the kernel (shutdown or restart), so a leaked one is short-lived and scoped.
+
+Why a kernel-manager mixin: every launch, including restarts and the restarter's automatic
+restarts, goes through `KernelManager._async_pre_start_kernel`, after the provisioner has
+built the final environment (server env + kernelspec env). Hooking there (through the
+MultiKernelManager's `kernel_manager_factory`, which keeps the configured class) is the one
+place that sees the real launch env and every (re)start, without replacing the admin's
+`kernel_manager_class`.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+from dataclasses import dataclass
+
+TOKEN_ENV = "JUPYTER_SECURELLM_KERNEL_TOKEN"
+URL_ENV = "JUPYTER_SECURELLM_URL"
+TOKEN_HEADER = "X-SecureLLM-Token"
+
+DEFAULT_ENV_DENY_PATTERNS = [
+    "*_API_KEY",
+    "*_APIKEY",
+    "*API_KEY*",
+    "*_TOKEN",
+    "*_TOKEN_*",
+    "*SECRET*",
+    "*PASSWORD*",
+    "*PASSWD*",
+    "*_CREDENTIALS",
+    "*PRIVATE_KEY*",
+    "*ACCESS_KEY*",
+    "AWS_*",
+    "AZURE_OPENAI_*",
+    "VAULT_TOKEN",
+    "BAO_TOKEN",
+    "VAULT_*SECRET*",
+    "JUPYTERHUB_API_TOKEN",
+    "JPY_API_TOKEN",
+    "JUPYTER_TOKEN",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "HF_TOKEN",
+    "GH_TOKEN",
+    "LITELLM_*",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class KernelPrincipal:
+    """Who a valid kernel token speaks for."""
+
+    kernel_id: str
+    user: str
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class KernelTokens:
+    """Issues, checks and revokes kernel capability tokens; only SHA-256 digests are kept."""
+
+    def __init__(self, is_live=None):
+        self._by_digest: dict[str, KernelPrincipal] = {}
+        self._by_kernel: dict[str, str] = {}
+        self._lock = threading.Lock()
+        # is_live(kernel_id) -> bool: a token also dies when its kernel is gone, even if a
+        # shutdown path skipped revocation (e.g. a kernel that died for good).
+        self._is_live = is_live
+
+    def mint(self, kernel_id: str, user: str) -> str:
+        token = secrets.token_urlsafe(32)
+        digest = _digest(token)
+        with self._lock:
+            old = self._by_kernel.pop(kernel_id, None)
+            if old:
+                self._by_digest.pop(old, None)
+            self._by_digest[digest] = KernelPrincipal(kernel_id, user)
+            self._by_kernel[kernel_id] = digest
+        return token
+
+    def revoke(self, kernel_id: str) -> bool:
+        with self._lock:
+            digest = self._by_kernel.pop(kernel_id, None)
+            if digest:
+                self._by_digest.pop(digest, None)
+            return digest is not None
+
+    def check(self, token: str | None) -> KernelPrincipal | None:
+        if not token or len(token) > 256:
+            return None
+        digest = _digest(token)
+        with self._lock:
+            principal = self._by_digest.get(digest)
+            if principal is None or not hmac.compare_digest(self._by_kernel.get(principal.kernel_id, ""), digest):
+                return None
+        if self._is_live is not None and not self._is_live(principal.kernel_id):
+            self.revoke(principal.kernel_id)
+            return None
+        return principal
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+
+class EnvSanitizer:
+    """Drops variables whose *name* matches a deny glob or whose *value* is a known secret."""
+
+    def __init__(self, patterns, value_check=None):
+        self.patterns = [p.upper() for p in patterns]
+        self._re = re.compile("|".join(fnmatch.translate(p) for p in self.patterns)) if self.patterns else None
+        self._value_check = value_check  # value -> bool (True: it is a secret)
+
+    def denied(self, name: str, value: str = "") -> bool:
+        if self._re is not None and self._re.match(name.upper()):
+            return True
+        return bool(value and self._value_check is not None and self._value_check(value))
+
+    def sanitize(self, env: dict) -> tuple[dict, list[str]]:
+        clean, removed = {}, []
+        for k, v in env.items():
+            if self.denied(k, v if isinstance(v, str) else ""):
+                removed.append(k)
+            else:
+                clean[k] = v
+        return clean, sorted(removed)
+
+
+class KernelLaunchService:
+    """What the kernel-manager mixin calls: sanitize the env, then add URL + fresh token."""
+
+    def __init__(self, tokens: KernelTokens, sanitizer: EnvSanitizer, url_getter, user: str, log=None):
+        self.tokens = tokens
+        self.sanitizer = sanitizer
+        self.url_getter = url_getter
+        self.user = user
+        self.log = log
+        self.on_token = None  # callable(token): e.g. register with the redactor
+
+    def launch_env(self, kernel_id: str, env: dict) -> dict:
+        clean, removed = self.sanitizer.sanitize(env)
+        token = self.tokens.mint(kernel_id, self.user)
+        if self.on_token is not None:
+            self.on_token(token)
+        clean[URL_ENV] = self.url_getter()
+        clean[TOKEN_ENV] = token
+        if self.log is not None:
+            self.log.info(
+                "SecureLLM: kernel %s launched with a fresh broker token; removed %d env variable(s): %s",
+                kernel_id, len(removed), ", ".join(removed) or "none",
+            )
+        return clean
+
+    def kernel_gone(self, kernel_id: str, restart: bool) -> None:
+        if self.tokens.revoke(kernel_id) and self.log is not None:
+            self.log.info("SecureLLM: revoked the broker token of kernel %s (%s)", kernel_id,
+                          "restart" if restart else "shutdown")
+
+
+class SecureLLMKernelManagerMixin:
+    """Mixed in front of the configured KernelManager class; see the module docstring."""
+
+    _securellm_launch: KernelLaunchService | None = None
+
+    async def _async_pre_start_kernel(self, **kw):
+        cmd, kw = await super()._async_pre_start_kernel(**kw)
+        svc = type(self)._securellm_launch
+        if svc is not None:
+            kw["env"] = svc.launch_env(self.kernel_id, dict(kw.get("env") or {}))
+        return cmd, kw
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        svc = type(self)._securellm_launch
+        if svc is not None and self.kernel_id:
+            svc.kernel_gone(self.kernel_id, restart)
+        await super()._async_cleanup_resources(restart=restart)
+
+
+def install(multi_kernel_manager, service: KernelLaunchService) -> type:
+    """Make `multi_kernel_manager` create kernel managers with the mixin in front.
+
+    Keeps whatever `kernel_manager_class` the admin configured (and its config section,
+    since traitlets applies config along the MRO) and the shared zmq context behaviour.
+    """
+    from traitlets.utils.importstring import import_item
+
+    mkm = multi_kernel_manager
+    base = import_item(mkm.kernel_manager_class)
+    if issubclass(base, SecureLLMKernelManagerMixin):
+        base._securellm_launch = service
+        return base
+    cls = type(f"SecureLLM{base.__name__}", (SecureLLMKernelManagerMixin, base), {"_securellm_launch": service})
+
+    def create_kernel_manager(*args, **kwargs):
+        if getattr(mkm, "shared_context", False):
+            if mkm.context.closed:
+                mkm.context = mkm._context_default()
+            kwargs.setdefault("context", mkm.context)
+        return cls(*args, **kwargs)
+
+    mkm.kernel_manager_factory = create_kernel_manager
+    return cls
+
+
+def kernel_is_live(multi_kernel_manager):
+    def is_live(kernel_id: str) -> bool:
+        try:
+            return kernel_id in multi_kernel_manager
+        except Exception:  # pragma: no cover - defensive: never let a check crash auth
+            return False
+
+    return is_live
+
+
+__all__ = [
+    "DEFAULT_ENV_DENY_PATTERNS", "EnvSanitizer", "KernelLaunchService", "KernelPrincipal", "KernelTokens",
+    "SecureLLMKernelManagerMixin", "TOKEN_ENV", "TOKEN_HEADER", "URL_ENV", "install", "kernel_is_live",
+]

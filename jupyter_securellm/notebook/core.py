@@ -1,0 +1,361 @@
+"""Scan and scrub notebooks and text files: the pure core under the CLI, the git filter and the save hook.
+
+Notebooks are scrubbed by splicing the file as stored: only the JSON string tokens that hold a finding
+are re-encoded (the way nbformat writes strings: UTF-8 kept), every other byte stays as it was, so key
+order, indentation, cell ids and the nbformat minor version survive, and a second scrub changes nothing.
+"""
+from __future__ import annotations
+
+import json
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+
+from .allowlist import has_pragma, pragma_allows
+from .engine import Hit
+from .fields import Field, NotebookError, check_notebook, iter_fields
+from .jsonpos import encode_string, line_columns, locate, raw_offsets
+
+__all__ = [
+    "Finding",
+    "FileResult",
+    "FieldHit",
+    "NotebookError",
+    "process_notebook",
+    "process_text",
+    "scrub_notebook_model",
+    "scrub_text",
+]
+
+#: Fields are scanned in batches joined by this separator; no rule can match across a NUL.
+_SEP = "\n\x00\n"
+_BATCH_CHARS = 4 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One secret, located in the file as stored (1-based lines and columns; end_column exclusive)."""
+
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    rule_id: str
+    fingerprint: str
+    cell: int | None = None
+    field: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "column": self.column,
+            "end_line": self.end_line,
+            "end_column": self.end_column,
+            "rule_id": self.rule_id,
+            "fingerprint": self.fingerprint,
+            "cell": self.cell,
+            "field": self.field,
+        }
+
+
+@dataclass(slots=True)
+class FileResult:
+    path: str
+    kind: str  # "notebook" | "text"
+    findings: list = field(default_factory=list)  # reported Findings
+    allowed: int = 0  # findings dropped by a pragma or the baseline
+    new_text: str | None = None  # the scrubbed file, when scrubbing changed it
+
+
+@dataclass(frozen=True, slots=True)
+class FieldHit:
+    """A finding inside one field of an in-memory notebook (the save hook's view)."""
+
+    cell: int | None
+    field: str
+    line: int  # 1-based line within the field's text
+    rule_id: str
+    fingerprint: str
+
+    def where(self) -> str:
+        prefix = f"cells[{self.cell}]." if self.cell is not None else ""
+        return f"{prefix}{self.field} line {self.line}"
+
+
+# --------------------------------------------------------------------------------------------- scanning
+
+
+def _scan_texts(texts, engine) -> list:
+    """Hits for each text (same order), scanning many small texts in one engine call."""
+    results = [[] for _ in texts]
+    batch: list = []  # indices
+    size = 0
+
+    def flush():
+        if not batch:
+            return
+        if len(batch) == 1:
+            results[batch[0]] = engine.scan(texts[batch[0]])
+            return
+        starts = []
+        pos = 0
+        for i in batch:
+            starts.append(pos)
+            pos += len(texts[i]) + len(_SEP)
+        joined = _SEP.join(texts[i] for i in batch)
+        for h in engine.scan(joined):
+            k = bisect_right(starts, h.start) - 1
+            base, n = starts[k], len(texts[batch[k]])
+            if h.start - base >= n:  # began in a separator: belongs to the next text
+                k += 1
+                base, n = starts[k], len(texts[batch[k]])
+            s, e = max(h.start - base, 0), min(h.end - base, n)
+            if e > s:
+                results[batch[k]].append(Hit(s, e, h.rule_id, h.fingerprint))
+
+    for i, t in enumerate(texts):
+        if not t:
+            continue
+        if size + len(t) > _BATCH_CHARS and batch:
+            flush()
+            batch, size = [], 0
+        batch.append(i)
+        size += len(t) + len(_SEP)
+    flush()
+    return results
+
+
+def _keep(hits, text, baseline, counter) -> list:
+    """Drop hits allowed by an inline pragma or the baseline; count them in counter[0]."""
+    if not hits:
+        return hits
+    pragmas = has_pragma(text)
+    kept = []
+    for h in hits:
+        if (baseline is not None and h.fingerprint in baseline) or (pragmas and pragma_allows(text, h.start)):
+            counter[0] += 1
+        else:
+            kept.append(h)
+    return kept
+
+
+def _merge(hits) -> list:
+    """Sorted, non-overlapping hits (an overlap keeps the first rule id)."""
+    merged = []
+    for h in sorted(hits, key=lambda h: (h.start, -h.end)):
+        if merged and h.start < merged[-1].end:
+            last = merged[-1]
+            if h.end > last.end:
+                merged[-1] = last._replace(end=h.end)
+        else:
+            merged.append(h)
+    return merged
+
+
+def _redact(text: str, merged, engine, base: int = 0) -> str:
+    out, pos = [], 0
+    for h in merged:
+        s, e = h.start - base, h.end - base
+        out.append(text[pos:s])
+        out.append(engine.placeholder(h.rule_id))
+        pos = e
+    out.append(text[pos:])
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------- text files
+
+
+def process_text(text: str, path: str, engine, baseline=None, scrub: bool = False) -> FileResult:
+    result = FileResult(path, "text")
+    counter = [0]
+    hits = _keep(engine.scan(text), text, baseline, counter)
+    result.allowed = counter[0]
+    if not hits:
+        return result
+    hits.sort(key=lambda h: (h.start, h.end))
+    offsets = [h.start for h in hits] + [h.end for h in hits]
+    pos = line_columns(text, offsets)
+    n = len(hits)
+    result.findings = [
+        Finding(path, *pos[i], *pos[n + i], h.rule_id, h.fingerprint) for i, h in enumerate(hits)
+    ]
+    if scrub:
+        result.new_text = _redact(text, _merge(hits), engine)
+    return result
+
+
+def scrub_text(text: str, engine, baseline=None) -> tuple:
+    """(scrubbed text, hits kept) for an in-memory text; the text is returned as is when clean."""
+    hits = _keep(engine.scan(text), text, baseline, [0])
+    if not hits:
+        return text, []
+    return _redact(text, _merge(hits), engine), sorted(hits)
+
+
+# --------------------------------------------------------------------------------------------- notebooks
+
+
+def load_notebook(text: str):
+    """Parse and check notebook JSON; returns (notebook dict, offset of the JSON text in ``text``)."""
+    start = 1 if text.startswith("\ufeff") else 0
+    try:
+        nb = json.loads(text[start:] if start else text)
+    except json.JSONDecodeError as exc:
+        raise NotebookError(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise NotebookError("not a notebook: JSON nested too deeply") from None
+    check_notebook(nb)
+    return nb, start
+
+
+def _field_hits(fields, engine, baseline, counter) -> list:
+    texts = [f.text for f in fields]
+    all_hits = _scan_texts(texts, engine)
+    return [_keep(h, t, baseline, counter) for h, t in zip(all_hits, texts)]
+
+
+def _segments(value) -> list:
+    return [value] if isinstance(value, str) else value
+
+
+def _seg_starts(segs) -> list:
+    starts, pos = [], 0
+    for s in segs:
+        starts.append(pos)
+        pos += len(s)
+    return starts
+
+
+def _replacements(fld: Field, merged, engine) -> list:
+    """[(first segment, last segment, new strings)] that scrub ``fld``.
+
+    A hit inside one segment rewrites that segment. A hit across segments (a PEM key over several
+    source lines) rewrites the run of segments, re-split at newlines as nbformat would store it.
+    """
+    segs = _segments(fld.value)
+    starts = _seg_starts(segs)
+    clusters = []  # [first, last, [hits]]
+    for h in merged:
+        a = bisect_right(starts, h.start) - 1
+        b = max(bisect_left(starts, h.end) - 1, a)
+        if clusters and a <= clusters[-1][1]:
+            clusters[-1][1] = max(clusters[-1][1], b)
+            clusters[-1][2].append(h)
+        else:
+            clusters.append([a, b, [h]])
+    out = []
+    for a, b, hs in clusters:
+        joined = "".join(segs[a : b + 1])
+        redacted = _redact(joined, hs, engine, base=starts[a])
+        new = redacted.splitlines(keepends=True) if b > a else [redacted]
+        out.append((a, b, new or [""]))
+    return out
+
+
+def process_notebook(text: str, path: str, engine, baseline=None, scrub: bool = False, nb=None) -> FileResult:
+    """Scan (and with ``scrub``, rewrite) notebook JSON text as stored."""
+    if nb is None:
+        nb, json_start = load_notebook(text)
+    else:
+        json_start = 1 if text.startswith("\ufeff") else 0
+    result = FileResult(path, "notebook")
+    fields = list(iter_fields(nb))
+    counter = [0]
+    per_field = _field_hits(fields, engine, baseline, counter)
+    result.allowed = counter[0]
+    hit_fields = [(f, hs) for f, hs in zip(fields, per_field) if hs]
+    if not hit_fields:
+        return result
+
+    try:
+        spans = locate(text, [f.path for f, _ in hit_fields], start=json_start)
+    except (ValueError, IndexError) as exc:  # duplicate keys and the like: refuse rather than guess
+        raise NotebookError(f"cannot map findings to the file: {exc}") from None
+
+    # Raw offsets of every hit's start and end, then line/column for all of them in one pass.
+    raw, meta = [], []
+    for fld, hits in hit_fields:
+        segs = _segments(fld.value)
+        tokens = spans[fld.path]
+        if len(tokens) != len(segs):
+            raise NotebookError(f"cannot map findings to the file: {fld.name} has duplicate keys")
+        starts = _seg_starts(segs)
+        wanted = {}  # segment -> [(slot, offset in segment)]
+        for h in hits:
+            a = bisect_right(starts, h.start) - 1
+            b = max(bisect_left(starts, h.end) - 1, a)
+            for pos, seg in ((h.start, a), (h.end, b)):
+                wanted.setdefault(seg, []).append((len(raw), pos - starts[seg]))
+                raw.append(0)
+            meta.append((fld, h))
+        for seg, slots in wanted.items():
+            mapped = raw_offsets(text, tokens[seg], [off for _, off in slots])
+            for (slot, _), r in zip(slots, mapped):
+                raw[slot] = r
+    pos = line_columns(text, raw)
+    findings = [
+        Finding(path, *pos[2 * i], *pos[2 * i + 1], h.rule_id, h.fingerprint, fld.cell, fld.name)
+        for i, (fld, h) in enumerate(meta)
+    ]
+    findings.sort(key=lambda f: (f.line, f.column, f.end_line, f.end_column, f.rule_id))
+    result.findings = findings
+
+    if scrub:
+        splices = []
+        for fld, hits in hit_fields:
+            tokens = spans[fld.path]
+            for a, b, new in _replacements(fld, _merge(hits), engine):
+                sep = text[tokens[a][1] : tokens[a + 1][0]] if b > a else ", "
+                splices.append((tokens[a][0], tokens[b][1], sep.join(encode_string(s) for s in new)))
+        splices.sort()
+        out, last = [], 0
+        for s, e, new in splices:
+            out.append(text[last:s])
+            out.append(new)
+            last = e
+        out.append(text[last:])
+        new_text = "".join(out)
+        try:  # the splice only swaps string tokens; prove it before anyone writes it
+            load_notebook(new_text)
+        except NotebookError as exc:  # pragma: no cover - would be a bug here
+            raise NotebookError(f"internal error: scrubbed notebook does not parse ({exc}); nothing written") from None
+        result.new_text = new_text
+    return result
+
+
+def scrub_notebook_model(nb: dict, engine, baseline=None, redact: bool = True) -> list:
+    """Scrub an in-memory notebook (a contents-API model's ``content``) in place.
+
+    Returns the FieldHits found (after allowlisting). With ``redact=False`` nothing is changed, for
+    the save hook's block and warn modes.
+    """
+    check_notebook(nb)
+    fields = list(iter_fields(nb))
+    per_field = _field_hits(fields, engine, baseline, [0])
+    found = []
+    for fld, hits in zip(fields, per_field):
+        if not hits:
+            continue
+        text = fld.text
+        for h in sorted(hits):
+            found.append(FieldHit(fld.cell, fld.name, text.count("\n", 0, h.start) + 1, h.rule_id, h.fingerprint))
+        if not redact:
+            continue
+        merged = _merge(hits)
+        if isinstance(fld.value, str):
+            new_value = _redact(fld.value, merged, engine)
+        else:
+            new_value = list(fld.value)
+            for a, b, new in reversed(_replacements(fld, merged, engine)):
+                new_value[a : b + 1] = new
+        _assign(nb, fld.path, new_value)
+    return found
+
+
+def _assign(root, path, value):
+    node = root
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value

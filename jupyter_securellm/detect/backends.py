@@ -1,0 +1,294 @@
+"""Prefilter backends: find where a rule *might* match, so the exact Python regex runs only there.
+
+Two interchangeable backends give the same findings:
+- `HyperscanBackend` compiles every rule's own pattern in Hyperscan prefilter mode (a superset of the exact
+  pattern) and reports match end offsets; known secrets compile to exact literals.
+- `PythonBackend` finds the rules' keywords with one `re` alternation and known secrets with `str.find`.
+Both scan text projected to one byte per character (non-ASCII -> 0x80 for Hyperscan), so offsets need no
+mapping, and rule patterns are compiled with re.ASCII so that projection is exact.
+"""
+from __future__ import annotations
+
+import codecs
+import hashlib
+import logging
+import os
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import known as known_mod
+from .rules import LOOKAROUND_MARGIN, Rule
+
+log = logging.getLogger(__name__)
+
+#: Wider rules compile slowly in Hyperscan (a 20k-char PEM pattern takes seconds): prefilter them by keyword.
+HS_MAX_PATTERN_WIDTH = 4096
+
+
+def _x80_handler(err: UnicodeEncodeError):
+    return (b"\x80" * (err.end - err.start), err.end)
+
+
+codecs.register_error("securellm-x80", _x80_handler)
+
+
+_tls = threading.local()
+
+
+def hs_scan(db, data: bytes, handler) -> None:
+    """Scan with a scratch space owned by this thread: one Hyperscan scratch cannot serve two scans at once."""
+    import hyperscan
+
+    cache = getattr(_tls, "scratch", None)
+    if cache is None:
+        cache = _tls.scratch = OrderedDict()
+    entry = cache.get(id(db))
+    if entry is None or entry[0] is not db:
+        entry = (db, hyperscan.Scratch(db))
+        cache[id(db)] = entry
+        while len(cache) > 8:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(id(db))
+    db.scan(data, match_event_handler=handler, scratch=entry[1])
+
+
+def project(text: str) -> bytes:
+    """One byte per character: ASCII stays, everything else becomes 0x80."""
+    return text.encode("ascii", "securellm-x80")
+
+
+@dataclass
+class RuleHits:
+    """End offsets where a rule may have matched, and how far after a hit a match may still extend."""
+
+    ends: list[int]
+    after: int
+
+
+class PythonBackend:
+    name = "python"
+
+    def __init__(self, rules: tuple[Rule, ...]):
+        self.rules = rules
+        kws = sorted({k for r in rules for k in r.keywords}, key=len, reverse=True)
+        self._kw_rx = re.compile("|".join(re.escape(k) for k in kws), re.IGNORECASE | re.ASCII)
+        self._maxkw = max(len(k) for k in kws)
+        by_first: dict[str, list[tuple[str, list[int]]]] = {}
+        for kw in kws:
+            owners = [i for i, r in enumerate(rules) if kw in r.keywords]
+            by_first.setdefault(kw[0], []).append((kw, owners))
+        self._by_first = by_first
+
+    def rule_hits(self, text: str) -> dict[int, RuleHits]:
+        hits: dict[int, list[int]] = {}
+        search = self._kw_rx.search
+        pos = 0
+        while True:
+            m = search(text, pos)
+            if m is None:
+                break
+            p = m.start()
+            seg = text[p : p + self._maxkw].lower()
+            for kw, owners in self._by_first.get(seg[0], ()):
+                if seg.startswith(kw):
+                    for i in owners:
+                        hits.setdefault(i, []).append(p + len(kw))
+            pos = p + 1
+        return {i: RuleHits(ends, self.rules[i].max_width + LOOKAROUND_MARGIN) for i, ends in hits.items()}
+
+
+
+class PythonKnownMatcher:
+    """Known secrets without Hyperscan: `str.find` per literal form, `re` for separated forms."""
+
+    def __init__(self, literals: list[tuple[str, int]], separated: list[tuple[str, int]]):
+        self._known = literals
+        self._separated = _separated_regexes(separated)
+
+    def matches(self, text: str) -> list[tuple[int, int, int]]:
+        """(start, end, secret index) of every occurrence, overlapping ones included."""
+        out = []
+        for variant, idx in self._known:
+            find = text.find
+            p = find(variant)
+            while p != -1:
+                out.append((p, p + len(variant), idx))
+                p = find(variant, p + 1)
+        for rx, _w, idx in self._separated:
+            out.extend((m.start(), m.end(), idx) for m in rx.finditer(text))
+        return out
+
+
+class HyperscanBackend:
+    name = "hyperscan"
+
+    def __init__(self, rules: tuple[Rule, ...]):
+        import hyperscan
+
+        self._hs = hyperscan
+        self.rules = rules
+        self._rule_db, self._keyword_fallback = _compile_rule_db(hyperscan, rules)
+
+    def rule_hits(self, text: str) -> dict[int, RuleHits]:
+        data = project(text)
+        hits: dict[int, list[int]] = {}
+
+        def on_match(pid, _from, to, _flags, _ctx):
+            lst = hits.get(pid)
+            if lst is None:
+                hits[pid] = [to]
+            elif lst[-1] != to:
+                lst.append(to)
+
+        hs_scan(self._rule_db, data, on_match)
+        out: dict[int, RuleHits] = {}
+        for pid, ends in hits.items():
+            i = pid % len(self.rules)
+            after = LOOKAROUND_MARGIN + (self.rules[i].max_width if pid >= len(self.rules) else 0)
+            if i in out:  # a rule present both as pattern and keyword: keep the wider window
+                out[i].ends = sorted(set(out[i].ends) | set(ends))
+                out[i].after = max(out[i].after, after)
+            else:
+                out[i] = RuleHits(sorted(ends) if pid >= len(self.rules) else ends, after)
+        return out
+
+
+
+class HyperscanKnownMatcher:
+    """Known secrets with Hyperscan: literal forms matched exactly, separated forms prefiltered then verified."""
+
+    def __init__(self, literals: list[tuple[str, int]], separated: list[tuple[str, int]]):
+        import hyperscan as hs
+
+        self._known = literals
+        self._separated = _separated_regexes(separated)
+        exprs = [known_mod.hs_literal(v) for v, _ in literals]
+        flags = [0] * len(exprs)
+        for secret, _idx in separated:
+            exprs.append(known_mod.hs_separated(secret))
+            flags.append(hs.HS_FLAG_PREFILTER)
+        self._db = None
+        if exprs:
+            self._db = hs.Database(mode=hs.HS_MODE_BLOCK)
+            self._db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+
+    def matches(self, text: str) -> list[tuple[int, int, int]]:
+        if self._db is None:
+            return []
+        literal_hits: list[tuple[int, int]] = []
+        sep_hits: dict[int, list[int]] = {}
+        nlit = len(self._known)
+
+        def on_match(pid, _from, to, _flags, _ctx):
+            if pid < nlit:
+                literal_hits.append((pid, to))
+            else:
+                sep_hits.setdefault(pid - nlit, []).append(to)
+
+        hs_scan(self._db, project(text), on_match)
+        out = []
+        for pid, to in literal_hits:
+            variant, idx = self._known[pid]
+            start = to - len(variant)
+            if text.startswith(variant, start):
+                out.append((start, to, idx))
+        n = len(text)
+        for k, ends in sep_hits.items():
+            rx, width, idx = self._separated[k]
+            for ws, we in merge_windows(ends, width, 0, n):
+                out.extend((m.start(), m.end(), idx) for m in rx.finditer(text, ws, we))
+        return out
+
+
+def _separated_regexes(separated: list[tuple[str, int]]) -> list[tuple[re.Pattern, int, int]]:
+    return [
+        (re.compile(known_mod.separated_pattern(secret)), known_mod.separated_max_width(secret), idx)
+        for secret, idx in separated
+    ]
+
+
+def merge_windows(ends: list[int], before: int, after: int, n: int) -> list[tuple[int, int]]:
+    """Windows [end - before, end + after] around sorted hit ends, clipped to [0, n] and merged."""
+    out: list[tuple[int, int]] = []
+    for e in ends:
+        s, t = max(0, e - before), min(n, e + after)
+        if out and s <= out[-1][1]:
+            if t > out[-1][1]:
+                out[-1] = (out[-1][0], t)
+        else:
+            out.append((s, t))
+    return out
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "jupyter_securellm"
+
+
+def _compile_rule_db(hs, rules: tuple[Rule, ...]):
+    """Compile (or load from cache) the rule database.
+
+    A rule is compiled as its own pattern in prefilter mode when Hyperscan accepts it and its width is
+    modest; very wide rules (PEM blocks, JWTs) compile slowly, so they, and any rule Hyperscan rejects, are
+    found by their keywords instead. Pattern ids are the rule index; keyword ids are rule index +
+    len(rules), which tells `rule_hits` that a match may extend a whole rule width after the hit.
+    """
+
+    def pattern_ok(rule: Rule, i: int) -> bool:
+        if rule.max_width > HS_MAX_PATTERN_WIDTH:
+            return False
+        try:
+            hs.Database(mode=hs.HS_MODE_BLOCK).compile(
+                expressions=[rule.pattern.encode("ascii")], ids=[i], elements=1, flags=[hs.HS_FLAG_PREFILTER]
+            )
+        except Exception as exc:  # noqa: BLE001 - any compile error means: use keywords for this rule
+            log.debug("rule %s: no hyperscan prefilter (%s); using its keywords", rule.id, exc)
+            return False
+        return True
+
+    exprs, ids, flags = [], [], []
+    fallback = []
+    for i, r in enumerate(rules):
+        as_pattern = r.max_width <= HS_MAX_PATTERN_WIDTH and r.pattern.isascii()
+        if as_pattern:
+            exprs.append(r.pattern.encode("ascii"))
+            ids.append(i)
+            flags.append(hs.HS_FLAG_PREFILTER)
+        else:
+            fallback.append(i)
+            for kw in r.keywords:
+                exprs.append(known_mod.hs_literal(kw))
+                ids.append(i + len(rules))
+                flags.append(hs.HS_FLAG_CASELESS)
+    key = hashlib.sha256(
+        repr((hs.__version__ if hasattr(hs, "__version__") else "", exprs, ids, flags)).encode()
+    ).hexdigest()[:24]
+    cache = _cache_dir() / f"rules-{key}.hsdb"
+    try:
+        return hs.loadb(cache.read_bytes(), hs.HS_MODE_BLOCK), fallback
+    except Exception:  # noqa: BLE001 - missing or stale cache: compile
+        pass
+    db = hs.Database(mode=hs.HS_MODE_BLOCK)
+    try:
+        db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
+    except Exception:  # noqa: BLE001 - a user-supplied rule Hyperscan cannot take: find it, use its keywords
+        bad = [i for i, r in enumerate(rules) if i not in fallback and not pattern_ok(r, i)]
+        keep = [(e, i, f) for e, i, f in zip(exprs, ids, flags) if i not in bad]
+        for i in bad:
+            fallback.append(i)
+            keep += [(known_mod.hs_literal(kw), i + len(rules), hs.HS_FLAG_CASELESS) for kw in rules[i].keywords]
+        exprs, ids, flags = (list(t) for t in zip(*keep))
+        db = hs.Database(mode=hs.HS_MODE_BLOCK)
+        db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(hs.dumpb(db))
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return db, fallback

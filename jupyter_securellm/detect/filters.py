@@ -1,0 +1,112 @@
+"""False-positive filters: small pure functions, each answering "is this candidate not a credential?".
+
+They run only on candidates a rule already matched, so they can afford to be precise rather than fast.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_HASH_LENGTHS = {32, 40, 56, 64, 96, 128}
+_HASH_CONTEXT = re.compile(r"(?i)hash|sha\d*|md5|digest|checksum|etag|commit|revision|fingerprint|integrity|nonce_hash")
+_INTEGRITY = re.compile(r"sha(?:1|224|256|384|512)-")
+_SEGMENT = re.compile(r"[a-z]*|[A-Z]*|[A-Z]?[a-z]{2,}(?:[A-Z][a-z]{2,})*")
+_SEPARATORS = re.compile(r"[._\-]")
+_REPEATED = re.compile(r"(.)\1{5,}")
+_PLACEHOLDER_MARKERS = ("...", "***", "\u2022\u2022", "xxxx", "XXXX", "____")
+_PLACEHOLDER_PREFIXES = ("${", "{{", "<", "%(", "%s", "{")
+_ENV_REFERENCE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
+_PLACEHOLDER_WORDS = re.compile(
+    r"(?i)your[_\-]?|example|placeholder|changeme|change[_\-]me|dummy|redacted|insert[_\-]|replace[_\-]?me|"
+    r"secret[_\-]?here|key[_\-]?here|token[_\-]?here|goes[_\-]?here|fill[_\-]?in|<|>"
+)
+#: Values that documentation uses verbatim as "the password".
+_COMMON_PLACEHOLDERS = frozenset(
+    "password pass passwd pwd secret secrets token apikey api_key key changeme admin root user test testing "
+    "letmein default mypassword yourpassword p@ssw0rd foobar foo bar none null undefined".split()
+)
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character; random keys score high, words and repeated characters low."""
+    if not value:
+        return 0.0
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def entropy_threshold(base: float, value: str) -> float:
+    """`base`, lowered where the value's alphabet or length caps what even random text can reach.
+
+    Random hex tops out at 4 bits per character and a 16-character string at 4 bits, so a fixed bar
+    would reject real hex keys and short tokens by chance.
+    """
+    cap = math.log2(len(value)) - 0.7 if value else 0.0
+    if _HEX.fullmatch(value):
+        cap = min(cap, 3.0)
+    return min(base, cap)
+
+
+def char_classes(value: str) -> int:
+    """How many of lowercase, uppercase and digits appear."""
+    return (
+        any(c.islower() for c in value) + any(c.isupper() for c in value) + any(c.isdigit() for c in value)
+    )
+
+
+def is_placeholder(value: str, *, loose_shape: bool = False) -> bool:
+    """Documentation stand-ins: `sk-...`, `YOUR_API_KEY`, `<key>`, `${VAR}`, `{{ secrets.X }}`, masked keys.
+
+    Masks (`...`, `***`, runs of one character) are checked always. The word and prefix checks run only for
+    rules whose shape alone proves little (`loose_shape`): in a 100-character random key, "your" appears by
+    chance often enough to cost recall.
+    """
+    if any(m in value for m in _PLACEHOLDER_MARKERS) or _REPEATED.search(value):
+        return True
+    if not loose_shape:
+        return False
+    if value.lower() in _COMMON_PLACEHOLDERS or value.startswith(_PLACEHOLDER_PREFIXES):
+        return True
+    if _ENV_REFERENCE.fullmatch(value):
+        return True
+    return bool(_PLACEHOLDER_WORDS.search(value))
+
+
+def is_uuid(value: str) -> bool:
+    return bool(_UUID.fullmatch(value))
+
+
+def looks_like_hash(value: str, context: str) -> bool:
+    """Hex digests (git SHAs, sha256 sums, etags) named as such in their context."""
+    return len(value) in _HASH_LENGTHS and bool(_HEX.fullmatch(value)) and bool(_HASH_CONTEXT.search(context))
+
+
+def is_integrity_string(text: str, start: int) -> bool:
+    """Subresource-integrity / npm lockfile values: `sha512-<base64>`."""
+    return bool(_INTEGRITY.match(text, max(0, start - 7), start)) or bool(_INTEGRITY.match(text, start))
+
+
+def looks_like_identifier(value: str) -> bool:
+    """`settings.OPENAI_API_KEY`, `get_api_key_from_vault`, `secretKeyFromVault`: code, not a credential.
+
+    No digits, and every part between separators is a lowercase, uppercase or camel-case word. Random
+    mixed-case text almost never has that shape.
+    """
+    if any(c.isdigit() for c in value):
+        return False
+    return all(_SEGMENT.fullmatch(seg) for seg in _SEPARATORS.split(value))
+
+
+_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n\r")
+
+
+def inside_base64_payload(text: str, start: int, lookback: int = 4096) -> bool:
+    """True when the candidate sits inside a `data:...;base64,` payload (inline images and files)."""
+    i = start - 1
+    floor = max(0, start - lookback)
+    while i >= floor and text[i] in _B64_CHARS:
+        i -= 1
+    return text.endswith(";base64,", 0, i + 1)

@@ -1,0 +1,91 @@
+"""Known secrets: values registered at run time (a key read from Vault, a password from `secrets.get`).
+
+A secret leaks in whatever form code prints it, so each value expands into the encodings people print:
+raw, base64 and base64url at all three byte alignments, hex in both cases, URL-encoding, JSON and Python
+string escaping (once and twice), reversed; and, for values of 12+ characters, the raw value with separators
+(whitespace, zero-width characters, ANSI colour codes) between its characters.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import urllib.parse
+
+#: Registering a shorter value would redact ordinary words; refuse it loudly instead.
+MIN_SECRET_LENGTH = 6
+#: Encoded forms shorter than this are not matched (too many coincidental hits).
+MIN_VARIANT_LENGTH = 8
+#: Separated forms are only built for values at least this long.
+MIN_SEPARATED_LENGTH = 12
+
+RULE_ID = "known-secret"
+
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_ANSI = r"\x1b\[[0-9;]{0,16}m"
+#: One separator unit between characters, and how many may stand between two characters.
+SEPARATOR = rf"(?:\s|[{ZERO_WIDTH}]|{_ANSI})"
+SEPARATOR_REPEAT = 4
+#: The same class for Hyperscan, which sees non-ASCII characters projected to byte 0x80.
+HS_SEPARATOR = rb"(?:[\s\x80]|\x1b\[[0-9;]{0,16}m)"
+
+
+def _base64_cores(raw: bytes, alphabet: str) -> list[str]:
+    """Substrings that appear whenever `raw` is base64-encoded inside a longer byte string.
+
+    At alignment a (a bytes precede the secret), output character i depends only on secret bits when
+    6i >= 8a and 6i + 6 <= 8a + 8n.
+    """
+    cores = []
+    n = len(raw)
+    for a in range(3):
+        enc = base64.b64encode(b"\0" * a + raw).decode("ascii")
+        if alphabet == "url":
+            enc = enc.translate(str.maketrans("+/", "-_"))
+        first = -(-8 * a // 6)
+        last = (8 * a + 8 * n) // 6
+        cores.append(enc[first:last])
+    return cores
+
+
+def variants(secret: str) -> set[str]:
+    """Every literal form of `secret` that should be caught (see module docstring)."""
+    raw = secret.encode("utf-8", "surrogatepass")
+    forms = {secret, secret[::-1]}
+    forms.update(_base64_cores(raw, "std"))
+    forms.update(_base64_cores(raw, "url"))
+    hexed = binascii.hexlify(raw).decode("ascii")
+    forms.update({hexed, hexed.upper()})
+    for quoted in (urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)):
+        forms.update({quoted, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quoted)})
+    once = json.dumps(secret)[1:-1]
+    forms.update({once, json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(once)[1:-1]})
+    forms.add(repr(secret)[1:-1])
+    forms.add(secret.encode("unicode_escape").decode("ascii"))
+    return {f for f in forms if f == secret or len(f) >= MIN_VARIANT_LENGTH}
+
+
+def separated_pattern(secret: str) -> str | None:
+    """Python regex for the raw value with up to SEPARATOR_REPEAT separators between characters."""
+    if len(secret) < MIN_SEPARATED_LENGTH:
+        return None
+    sep = f"{SEPARATOR}{{0,{SEPARATOR_REPEAT}}}"
+    return sep.join(re.escape(c) for c in secret)
+
+
+def hs_literal(value: str) -> bytes:
+    """Hyperscan expression matching `value` as projected to ASCII (non-ASCII -> 0x80)."""
+    return b"".join(b"\\x%02x" % (ord(c) if ord(c) < 128 else 0x80) for c in value)
+
+
+def hs_separated(secret: str) -> bytes | None:
+    if len(secret) < MIN_SEPARATED_LENGTH:
+        return None
+    sep = HS_SEPARATOR + b"{0,%d}" % SEPARATOR_REPEAT
+    return sep.join(hs_literal(c) for c in secret)
+
+
+def separated_max_width(secret: str) -> int:
+    unit = 2 + 2 + 16 + 1  # the longest separator unit: ESC [ digits m
+    return len(secret) + (len(secret) - 1) * SEPARATOR_REPEAT * unit

@@ -1,0 +1,161 @@
+"""Credential rules: loaded from the data file `rules.toml`, compiled once, shared by every Scanner.
+
+Rules are data, not code, so security teams can review them in one place and the test suite can run every
+rule's own true- and false-positive examples.
+"""
+from __future__ import annotations
+
+import random
+import re
+import string
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+#: Characters a rule's lookaround may inspect beyond its match; windows keep this much extra context.
+LOOKAROUND_MARGIN = 16
+
+#: Longest match any rule may produce; longer patterns would make windows (and stream hold-back) unbounded.
+MAX_RULE_WIDTH = 30_000
+
+CHARSETS = {
+    "an": string.ascii_letters + string.digits,
+    "b64u": string.ascii_letters + string.digits + "_-",
+    "b64": string.ascii_letters + string.digits + "+/",
+    "hex": "0123456789abcdef",
+    "HEX": "0123456789ABCDEF",
+    "up32": string.ascii_uppercase + "234567",
+    "dig": string.digits,
+    "alpha": string.ascii_letters,
+    "low": string.ascii_lowercase,
+    "lowan": string.ascii_lowercase + string.digits,
+    "upan": string.ascii_uppercase + string.digits,
+}
+
+_TEMPLATE = re.compile(r"\{\{(\w+):(\d+)\}\}")
+
+
+class RuleError(ValueError):
+    """A rule in the data file is malformed (bad regex, unbounded pattern, missing keywords, ...)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    description: str
+    pattern: str
+    keywords: tuple[str, ...]
+    entropy: float = 0.0
+    generic: bool = False
+    loose_shape: bool | None = None
+    allowlist: tuple[str, ...] = ()
+    min_classes: int = 0
+    tp: tuple[str, ...] = ()
+    fp: tuple[str, ...] = ()
+    # derived, filled in __post_init__
+    regex: re.Pattern = field(init=False, repr=False, compare=False)
+    allow_regexes: tuple[re.Pattern, ...] = field(init=False, repr=False, compare=False)
+    max_width: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        try:
+            rx = re.compile(self.pattern, re.ASCII)
+        except re.error as exc:
+            raise RuleError(f"rule {self.id!r}: invalid pattern: {exc}") from None
+        if not self.keywords:
+            raise RuleError(f"rule {self.id!r}: needs at least one keyword")
+        width = _max_width(rx)
+        if width > MAX_RULE_WIDTH:
+            raise RuleError(f"rule {self.id!r}: pattern is unbounded or longer than {MAX_RULE_WIDTH} chars")
+        if self.loose_shape is None:
+            object.__setattr__(self, "loose_shape", self.generic)
+        object.__setattr__(self, "regex", rx)
+        object.__setattr__(self, "allow_regexes", tuple(re.compile(a, re.ASCII) for a in self.allowlist))
+        object.__setattr__(self, "max_width", width)
+
+    def secret_span(self, m: re.Match) -> tuple[int, int]:
+        """The reported part of a match: the `secret` (or `secret2`) group, else the whole match."""
+        gi = self.regex.groupindex
+        for name in ("secret", "secret2"):
+            if name in gi and m.group(name) is not None:
+                return m.span(name)
+        return m.span()
+
+
+def _max_width(rx: re.Pattern) -> int:
+    try:  # Python 3.11+
+        from re import _parser as sre_parse  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover
+        import sre_parse  # type: ignore[no-redef]
+    return sre_parse.parse(rx.pattern, rx.flags).getwidth()[1]
+
+
+def expand_template(template: str, rng: random.Random | None = None) -> str:
+    """Fill `{{charset:N}}` slots with random characters: examples stay fake and are never committed as keys."""
+    rng = rng or random.SystemRandom()
+
+    def fill(m: re.Match) -> str:
+        chars = CHARSETS[m.group(1)]
+        return "".join(rng.choice(chars) for _ in range(int(m.group(2))))
+
+    return _TEMPLATE.sub(fill, template)
+
+
+def load_rules(text: str | None = None) -> tuple[Rule, ...]:
+    """Parse rules from TOML text (default: the bundled `rules.toml`)."""
+    if text is None:
+        text = resources.files(__package__).joinpath("rules.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    rules = []
+    seen = set()
+    for raw in data.get("rule", []):
+        rid = raw.get("id")
+        if not rid or rid in seen:
+            raise RuleError(f"rule ids must be present and unique (got {rid!r})")
+        seen.add(rid)
+        rules.append(
+            Rule(
+                id=rid,
+                description=raw.get("description", ""),
+                pattern=raw["pattern"],
+                keywords=tuple(k.lower() for k in raw.get("keywords", ())),
+                entropy=float(raw.get("entropy", 0.0)),
+                generic=bool(raw.get("generic", False)),
+                loose_shape=raw.get("loose_shape"),
+                allowlist=tuple(raw.get("allowlist", ())),
+                min_classes=int(raw.get("min_classes", 0)),
+                tp=tuple(raw.get("tp", ())),
+                fp=tuple(raw.get("fp", ())),
+            )
+        )
+    return tuple(rules)
+
+
+@lru_cache(maxsize=1)
+def default_rules() -> tuple[Rule, ...]:
+    return load_rules()
+
+
+def fake_secret(rule_id: str, seed: int | None = None) -> str:
+    """A freshly generated fake credential shaped like `rule_id`'s first true-positive example.
+
+    Tests use this instead of committing key-shaped literals. Only the credential itself is returned,
+    not the surrounding example context.
+    """
+    rules = {r.id: r for r in default_rules()}
+    if rule_id not in rules:
+        raise KeyError(f"unknown rule id {rule_id!r}; known: {', '.join(sorted(rules))}")
+    rule = rules[rule_id]
+    rng = random.Random(seed) if seed is not None else None
+    for _ in range(50):
+        example = expand_template(rule.tp[0], rng)
+        for m in rule.regex.finditer(example):
+            s, e = rule.secret_span(m)
+            return example[s:e]
+    raise RuntimeError(f"rule {rule_id!r}: its first example did not produce a match")  # pragma: no cover

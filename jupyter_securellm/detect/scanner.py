@@ -1,0 +1,262 @@
+"""The Scanner: prefilter (Hyperscan or pure Python) -> exact regex in small windows -> false-positive filters."""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import threading
+from dataclasses import dataclass
+from typing import Iterable
+
+from . import filters
+from . import known as known_mod
+from .backends import (
+    HyperscanBackend,
+    HyperscanKnownMatcher,
+    PythonBackend,
+    PythonKnownMatcher,
+    merge_windows,
+)
+from .rules import LOOKAROUND_MARGIN, Rule, default_rules
+
+_FP_SALT = b"jupyter-securellm/fingerprint/v1\0"
+
+
+def fingerprint(secret: str) -> str:
+    """Stable, salted digest of a secret: same value, same fingerprint (baselines store these, never values)."""
+    return hashlib.sha256(_FP_SALT + secret.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detected secret. Offsets index the scanned string; the value itself is never kept."""
+
+    start: int
+    end: int
+    rule_id: str
+    fingerprint: str
+
+    def __repr__(self) -> str:
+        return f"Finding({self.start}:{self.end} {self.rule_id} fp={self.fingerprint})"
+
+
+def as_text(data: str | bytes) -> str:
+    """Bytes are decoded as UTF-8 with surrogateescape, so any byte string round-trips."""
+    if isinstance(data, str):
+        return data
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data).decode("utf-8", "surrogateescape")
+    raise TypeError(f"expected str or bytes, got {type(data).__name__}")
+
+
+def hyperscan_available() -> bool:
+    try:
+        import hyperscan  # noqa: F401
+    except Exception:  # noqa: BLE001 - missing wheel or unsupported CPU
+        return False
+    return True
+
+
+_BACKEND_CACHE: dict[tuple[str, int], object] = {}
+_BACKEND_LOCK = threading.Lock()
+
+
+def _shared_backend(kind: str, rules: tuple[Rule, ...]):
+    """Rule databases are immutable: build each once per process and share it between Scanners."""
+    key = (kind, id(rules))
+    with _BACKEND_LOCK:
+        be = _BACKEND_CACHE.get(key)
+        if be is None:
+            be = (HyperscanBackend if kind == "hyperscan" else PythonBackend)(rules)
+            _BACKEND_CACHE[key] = (be, rules)  # keep rules alive so id() stays unique
+        else:
+            be = be[0]
+        return be
+
+
+_B64_RUN = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}|[A-Za-z0-9_-]{24,}={0,2}")
+_MAX_DECODE_RUN = 1 << 20
+
+
+class Scanner:
+    """Finds credentials by rule and registered known secrets in text.
+
+    `backend` is "auto" (Hyperscan when importable), "hyperscan" or "python"; both give identical findings.
+    """
+
+    def __init__(self, rules: Iterable[Rule] | None = None, *, backend: str = "auto", known_secrets=()):
+        self.rules: tuple[Rule, ...] = default_rules() if rules is None else tuple(rules)
+        if backend == "auto":
+            backend = "hyperscan" if hyperscan_available() else "python"
+        if backend not in ("hyperscan", "python"):
+            raise ValueError(f"backend must be 'auto', 'hyperscan' or 'python', not {backend!r}")
+        self.backend_name = backend
+        # Same span found twice: a provider-specific rule names it best, then a known secret, then generic rules.
+        self._priority = {r.id: (2 if r.generic else 0) for r in self.rules}
+        self._priority[known_mod.RULE_ID] = 1
+        self._rule_backend = None  # built lazily: constructing a Scanner must stay cheap
+        self._known_backend = None
+        self._secrets: list[str] = []
+        self._secret_fps: list[str] = []
+        self._known_version = 0
+        self._built_version = -1
+        self._lock = threading.RLock()
+        for s in known_secrets:
+            self.add_secret(s)
+
+    # -- known secrets -------------------------------------------------------------------------------
+    def add_secret(self, value: str) -> None:
+        """Register a value to be found raw and in every encoding people print (see `known`)."""
+        if not isinstance(value, str):
+            raise TypeError("add_secret() takes the secret as str")
+        if len(value) < known_mod.MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"a known secret must be at least {known_mod.MIN_SECRET_LENGTH} characters; shorter values "
+                "would redact ordinary text"
+            )
+        with self._lock:
+            if value in self._secrets:
+                return
+            self._secrets.append(value)
+            self._secret_fps.append(fingerprint(value))
+            self._known_version += 1
+
+    @property
+    def known_secret_count(self) -> int:
+        return len(self._secrets)
+
+    @property
+    def known_version(self) -> int:
+        """Changes whenever a secret is added (lets dependants rebuild caches)."""
+        return self._known_version
+
+    def known_secrets(self) -> tuple[str, ...]:
+        return tuple(self._secrets)
+
+    def _ensure_backends(self):
+        with self._lock:
+            if self._rule_backend is None:
+                self._rule_backend = _shared_backend(self.backend_name, self.rules)
+            if self._built_version != self._known_version:
+                literals = []
+                separated = []
+                for idx, secret in enumerate(self._secrets):
+                    literals.extend((v, idx) for v in sorted(known_mod.variants(secret)))
+                    if known_mod.separated_pattern(secret):
+                        separated.append((secret, idx))
+                matcher = HyperscanKnownMatcher if self.backend_name == "hyperscan" else PythonKnownMatcher
+                kb = matcher(literals, separated)
+                self._known_backend = kb
+                self._built_version = self._known_version
+            return self._rule_backend, self._known_backend
+
+    # -- scanning ------------------------------------------------------------------------------------
+    def scan(self, text: str | bytes, *, decode_depth: int = 0) -> list[Finding]:
+        """All findings in `text`, sorted by position, overlaps resolved (see `resolve_overlaps`)."""
+        text = as_text(text)
+        if not text:
+            return []
+        rule_backend, known_backend = self._ensure_backends()
+        found = self._rule_findings(text, rule_backend)
+        if self._secrets:
+            fps = self._secret_fps
+            found.extend(
+                Finding(s, e, known_mod.RULE_ID, fps[idx]) for s, e, idx in known_backend.matches(text)
+            )
+        if decode_depth > 0:
+            found.extend(self._decoded_findings(text, decode_depth))
+        return resolve_overlaps(found, self._priority)
+
+    def _rule_findings(self, text: str, backend) -> list[Finding]:
+        n = len(text)
+        out: list[Finding] = []
+        rules = self.rules
+        for i, hits in backend.rule_hits(text).items():
+            rule = rules[i]
+            rx = rule.regex
+            for ws, we in merge_windows(hits.ends, rule.max_width + LOOKAROUND_MARGIN, hits.after, n):
+                # A match ending in the last LOOKAROUND_MARGIN chars of a window may only exist because
+                # the window cut off its lookahead; a true match always ends before that.
+                limit = n if we == n else we - LOOKAROUND_MARGIN
+                pos = ws
+                while pos <= we:
+                    m = rx.search(text, pos, we)
+                    if m is None:
+                        break
+                    if m.end() > limit:
+                        pos = m.start() + 1
+                        continue
+                    pos = m.end() if m.end() > m.start() else m.start() + 1
+                    s, e = rule.secret_span(m)
+                    if self._keep(rule, text, m, s, e):
+                        out.append(Finding(s, e, rule.id, fingerprint(text[s:e])))
+        return out
+
+    @staticmethod
+    def _keep(rule: Rule, text: str, m: re.Match, s: int, e: int) -> bool:
+        secret = text[s:e]
+        if filters.shannon_entropy(secret) < filters.entropy_threshold(rule.entropy, secret):
+            return False
+        if rule.min_classes and filters.char_classes(secret) < rule.min_classes:
+            return False
+        if any(a.search(secret) for a in rule.allow_regexes):
+            return False
+        if filters.is_placeholder(secret, loose_shape=rule.loose_shape):
+            return False
+        if filters.inside_base64_payload(text, m.start()):
+            return False
+        if rule.generic:
+            if filters.looks_like_identifier(secret) or filters.is_uuid(secret):
+                return False
+            if filters.looks_like_hash(secret, text[m.start() : s]) or filters.is_integrity_string(text, s):
+                return False
+        return True
+
+    def _decoded_findings(self, text: str, depth: int) -> list[Finding]:
+        """Secrets hidden in base64 runs (e.g. a key encoded in a log line): reported over the whole run."""
+        out = []
+        for m in _B64_RUN.finditer(text):
+            run = m.group(0)
+            if len(run) > _MAX_DECODE_RUN or filters.inside_base64_payload(text, m.start()):
+                continue
+            decoded = _b64_text(run)
+            if not decoded:
+                continue
+            for f in self.scan(decoded, decode_depth=depth - 1):
+                out.append(Finding(m.start(), m.end(), f.rule_id, f.fingerprint))
+        return out
+
+
+def _b64_text(run: str) -> str | None:
+    """Decode a base64/base64url run to text, or None when it is not (mostly printable) UTF-8."""
+    body = run.rstrip("=")
+    body += "=" * (-len(body) % 4)
+    try:
+        raw = base64.b64decode(body, altchars=b"-_" if ("-" in run or "_" in run) else None, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(c.isprintable() or c in "\n\r\t" for c in decoded)
+    return decoded if decoded and printable >= 0.95 * len(decoded) else None
+
+
+def resolve_overlaps(found: list[Finding], priority: dict[str, int] | None = None) -> list[Finding]:
+    """Sort findings; drop exact duplicates and findings contained in another.
+
+    Where several detectors find the same span, the lowest `priority` (then rule id) wins.
+    Partial overlaps are kept: the Redactor merges them so no fragment survives.
+    """
+    prio = priority or {}
+    found.sort(key=lambda f: (f.start, -f.end, prio.get(f.rule_id, 0), f.rule_id))
+    out: list[Finding] = []
+    max_end = -1
+    for f in found:
+        if f.end <= max_end:
+            continue  # contained in (or equal to) an earlier finding
+        out.append(f)
+        max_end = f.end
+    return out

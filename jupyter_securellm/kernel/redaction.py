@@ -1,0 +1,343 @@
+"""Live output redaction in the kernel: every way text leaves the kernel passes the redactor.
+
+Why so many hooks: a secret can leave through print (possibly one character at a time), rich
+display, execute results, tracebacks (any %xmode, locals included), logging and widget state.
+Each hook is small and undoable; `Hooks` keeps the undo list so `%unload_ext` leaves nothing behind.
+The engine (`jupyter_securellm.detect`) is imported on first use, not at `%load_ext`.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+_REDACTOR = None
+_REDACTOR_LOCK = threading.Lock()
+
+# MIME types whose payload is binary (base64); scanning them is slow and pointless.
+_BINARY_MIME_PREFIXES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "application/pdf",
+                         "audio/", "video/", "application/octet-stream")
+
+
+def get_redactor():
+    """The one Redactor of this kernel process (known secrets + built-in rules), built lazily."""
+    global _REDACTOR
+    if _REDACTOR is None:
+        with _REDACTOR_LOCK:
+            if _REDACTOR is None:
+                from jupyter_securellm.detect import Redactor
+
+                _REDACTOR = Redactor()
+    return _REDACTOR
+
+
+def add_secret(value: str) -> None:
+    """Register a known secret (raw value; the engine adds its encodings)."""
+    if value:
+        get_redactor().add_secret(value)
+
+
+def redact(text):
+    if not text:
+        return text
+    return get_redactor().redact(text)
+
+
+def redact_obj(obj):
+    """Redact every string inside JSON-like data (dicts, lists, tuples); other values pass."""
+    if isinstance(obj, str):
+        return redact(obj) if obj else obj
+    if isinstance(obj, dict):
+        return {(redact(k) if isinstance(k, str) else k): redact_obj(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact_obj(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(redact_obj(v) for v in obj)
+    return obj
+
+
+def redact_mimebundle(data):
+    """Redact every text-like MIME entry of a display bundle (binary payloads are left alone)."""
+    if not isinstance(data, dict):
+        return data
+    out = {}
+    for mime, value in data.items():
+        if isinstance(mime, str) and mime.startswith(_BINARY_MIME_PREFIXES):
+            out[mime] = value
+        else:
+            out[mime] = redact_obj(value)
+    return out
+
+
+# ---------------------------------------------------------------- streams
+class StreamGuard:
+    """Feeds one output stream through a StreamRedactor so split secrets are still caught.
+
+    `flush()` of the stream deliberately does NOT release held-back text: a secret printed one
+    character at a time with flush=True must stay held until it is complete (then redacted).
+    Held text is released by `drain()` at the end of every cell.
+    """
+
+    def __init__(self, raw_write):
+        self._raw_write = raw_write
+        self._sr = None
+        self._lock = threading.Lock()
+
+    def write(self, s):
+        if not isinstance(s, str) or not s:
+            return self._raw_write(s)
+        with self._lock:
+            if self._sr is None:
+                self._sr = get_redactor().stream()
+            out = self._sr.feed(s)
+            if out:
+                self._raw_write(out)
+        return len(s)
+
+    def drain(self):
+        with self._lock:
+            if self._sr is None:
+                return
+            out = self._sr.flush()
+            self._sr = None
+            if out:
+                self._raw_write(out)
+
+
+class RedactingStream:
+    """Proxy for a stream whose instances cannot take attributes (a plain TextIOWrapper)."""
+
+    def __init__(self, stream, guard: StreamGuard):
+        object.__setattr__(self, "_stream", stream)
+        object.__setattr__(self, "_guard", guard)
+
+    def write(self, s):
+        return self._guard.write(s)
+
+    def writelines(self, lines):
+        for line in lines:
+            self._guard.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._stream, name, value)
+
+
+# ---------------------------------------------------------------- logging
+class RedactingLogRecord(logging.LogRecord):
+    """A LogRecord whose message, exception text and stack are redacted when formatted.
+
+    Module level (not a closure) so records still pickle for QueueHandler / multiprocessing.
+    """
+
+    def getMessage(self):  # noqa: N802 - logging API
+        return redact(super().getMessage())
+
+    @property
+    def exc_text(self):
+        return self.__dict__.get("_slm_exc_text")
+
+    @exc_text.setter
+    def exc_text(self, value):
+        self.__dict__["_slm_exc_text"] = redact(value) if isinstance(value, str) else value
+
+    @property
+    def stack_info(self):
+        return self.__dict__.get("_slm_stack_info")
+
+    @stack_info.setter
+    def stack_info(self, value):
+        self.__dict__["_slm_stack_info"] = redact(value) if isinstance(value, str) else value
+
+
+class _RedactedValue:
+    """Stands in for an exception value whose str() must not show a secret."""
+
+    def __init__(self, text):
+        self._text = text
+
+    def __str__(self):
+        return self._text
+
+
+# ---------------------------------------------------------------- hooks
+class Hooks:
+    """Installs the output hooks on one shell and remembers how to undo each of them."""
+
+    def __init__(self, shell):
+        self.shell = shell
+        self._undo = []
+        self.guards = []
+
+    # -- helpers
+    def _patch_attr(self, obj, name, value):
+        had = name in getattr(obj, "__dict__", {})
+        old = obj.__dict__[name] if had else None
+        setattr(obj, name, value)
+
+        def undo():
+            if had:
+                setattr(obj, name, old)
+            else:
+                try:
+                    delattr(obj, name)
+                except AttributeError:
+                    pass
+
+        self._undo.append(undo)
+
+    def uninstall(self):
+        for guard in self.guards:
+            try:
+                guard.drain()
+            except Exception:
+                pass
+        while self._undo:
+            undo = self._undo.pop()
+            try:
+                undo()
+            except Exception:  # pragma: no cover - best effort on unload
+                pass
+        self.guards = []
+
+    def drain(self, *_args):
+        for guard in self.guards:
+            guard.drain()
+
+    # -- installers
+    def install_all(self):
+        self.install_streams()
+        self.install_display()
+        self.install_tracebacks()
+        self.install_logging()
+        self.install_comms()
+        self.install_session()
+        self.shell.events.register("post_run_cell", self.drain)
+        self._undo.append(lambda: self.shell.events.unregister("post_run_cell", self.drain))
+
+    def install_streams(self):
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if stream is None:
+                continue
+            if hasattr(stream, "__dict__") and "write" not in stream.__dict__:
+                # ipykernel's OutStream: patch the instance so output captured from fd 1/2
+                # (C extensions, subprocesses) goes through the redactor too.
+                guard = StreamGuard(stream.write)
+                self._patch_attr(stream, "write", guard.write)
+            else:
+                guard = StreamGuard(stream.write)
+                proxy = RedactingStream(stream, guard)
+                setattr(sys, name, proxy)
+
+                def undo(name=name, stream=stream, proxy=proxy):
+                    if getattr(sys, name) is proxy:
+                        setattr(sys, name, stream)
+
+                self._undo.append(undo)
+            self.guards.append(guard)
+
+    def install_display(self):
+        shell = self.shell
+        fmt = shell.display_formatter
+        orig_format = fmt.format
+
+        def format(obj, include=None, exclude=None):  # noqa: A001 - IPython API name
+            data, md = orig_format(obj, include=include, exclude=exclude)
+            return redact_mimebundle(data), md
+
+        self._patch_attr(fmt, "format", format)
+
+        pub = shell.display_pub
+        orig_publish = pub.publish
+
+        def publish(data, *args, **kwargs):
+            return orig_publish(redact_mimebundle(data), *args, **kwargs)
+
+        self._patch_attr(pub, "publish", publish)
+
+    def install_tracebacks(self):
+        shell = self.shell
+        orig = shell._showtraceback
+
+        def _showtraceback(etype, evalue, stb):
+            stb = [redact(line) if isinstance(line, str) else line for line in (stb or [])]
+            try:
+                text = str(evalue)
+            except Exception:
+                text = ""
+            return orig(etype, _RedactedValue(redact(text)), stb)
+
+        self._patch_attr(shell, "_showtraceback", _showtraceback)
+
+    def install_logging(self):
+        old_factory = logging.getLogRecordFactory()
+
+        def factory(*args, **kwargs):
+            record = old_factory(*args, **kwargs)
+            if type(record) is logging.LogRecord:
+                record.__class__ = RedactingLogRecord
+                # re-route the plain attributes through the redacting properties
+                record.exc_text = record.__dict__.pop("exc_text", None)
+                record.stack_info = record.__dict__.pop("stack_info", None)
+            return record
+
+        logging.setLogRecordFactory(factory)
+
+        def undo():
+            if logging.getLogRecordFactory() is factory:
+                logging.setLogRecordFactory(old_factory)
+
+        self._undo.append(undo)
+
+    def install_comms(self):
+        # Widget state travels in comm open/msg data. Only patch if comms are in use already
+        # (ipykernel imports `comm`); without a kernel there is no frontend to leak to.
+        base = sys.modules.get("comm.base_comm")
+        if base is None:
+            return
+        cls = base.BaseComm
+        for meth in ("open", "send", "close"):
+            orig = cls.__dict__.get(meth)
+            if orig is None:
+                continue
+
+            def wrapper(self, data=None, metadata=None, buffers=None, *args, _orig=orig, **kwargs):
+                return _orig(self, redact_obj(data), redact_obj(metadata), buffers, *args, **kwargs)
+
+            wrapper.__name__ = meth
+            wrapper.__doc__ = orig.__doc__
+            setattr(cls, meth, wrapper)
+            self._undo.append(lambda cls=cls, meth=meth, orig=orig: setattr(cls, meth, orig))
+
+    def install_session(self):
+        """Last net in ipykernel: redact every non-stream message (incl. execute_input, replies)."""
+        kernel = getattr(self.shell, "kernel", None)
+        session = getattr(kernel, "session", None)
+        if session is None:
+            return
+        orig_send = session.send
+
+        def send(stream, msg_or_type, content=None, *args, **kwargs):
+            if isinstance(msg_or_type, dict):
+                if msg_or_type.get("msg_type") != "stream":
+                    msg_or_type = dict(msg_or_type, content=_redact_content(msg_or_type.get("content")))
+            elif msg_or_type != "stream":
+                content = _redact_content(content)
+            return orig_send(stream, msg_or_type, content, *args, **kwargs)
+
+        self._patch_attr(session, "send", send)
+
+
+def _redact_content(content):
+    if not isinstance(content, dict):
+        return redact_obj(content)
+    out = {}
+    for key, value in content.items():
+        if key == "data" and isinstance(value, dict):
+            out[key] = redact_mimebundle(value)
+        else:
+            out[key] = redact_obj(value)
+    return out

@@ -1,0 +1,156 @@
+"""Fixtures for the kernel side: a real IPython shell, and real ipykernel kernels over jupyter_client."""
+from __future__ import annotations
+
+import base64
+import os
+import queue
+import secrets as pysecrets
+import sys
+import time
+import urllib.parse
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def encodings(value: str) -> dict[str, str]:
+    """The forms of a secret a leak could take; none may appear in any output."""
+    raw = value.encode()
+    return {
+        "raw": value,
+        "base64": base64.b64encode(raw).decode(),
+        "base64url": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        "hex": raw.hex(),
+        "HEX": raw.hex().upper(),
+        "urlencoded": urllib.parse.quote(value, safe=""),
+        "reversed": value[::-1],
+    }
+
+
+def assert_absent(text: str, value: str, where: str = "output"):
+    for name, form in encodings(value).items():
+        assert form not in text, f"the secret ({name} form) leaked into {where}"
+
+
+@pytest.fixture(name="assert_absent")
+def assert_absent_fixture():
+    return assert_absent
+
+
+@pytest.fixture
+def fake_key():
+    from jupyter_securellm.detect import fake_secret
+
+    return fake_secret("openai-api-key")
+
+
+@pytest.fixture
+def random_secret():
+    """A known secret with no recognisable shape: caught only because it is registered."""
+    return "pw-" + pysecrets.token_urlsafe(24)
+
+
+@pytest.fixture
+def restore_env():
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def shell(tmp_path, restore_env):
+    """A fresh real IPython InteractiveShell with an on-disk history DB; unloads the extension after."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    InteractiveShell.clear_instance()
+    cfg = Config()
+    cfg.HistoryManager.hist_file = str(tmp_path / "history.sqlite")
+    ip = InteractiveShell.instance(config=cfg)
+    saved_streams = (sys.stdout, sys.stderr)
+    yield ip
+    from jupyter_securellm.kernel import extension
+
+    extension.unload_ipython_extension(ip)
+    sys.stdout, sys.stderr = saved_streams
+    ip.history_manager.end_session()
+    InteractiveShell.clear_instance()
+
+
+# ------------------------------------------------------------------ real kernels
+class Kernel:
+    """A real ipykernel over jupyter_client; `run()` returns every iopub message of one execution."""
+
+    def __init__(self, env: dict[str, str], cwd: str):
+        from jupyter_client.manager import KernelManager
+
+        self.km = KernelManager(kernel_name="python3")
+        self.km.kernel_cmd = None
+        self.km.start_kernel(env=env, cwd=cwd)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+        self.all_messages: list[dict] = []
+
+    def run(self, code: str, timeout: float = 60, allow_error: bool = False, stdin=None):
+        msg_id = self.kc.execute(code, allow_stdin=stdin is not None)
+        msgs = []
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"kernel did not go idle running: {code[:80]!r}")
+            try:
+                msg = self.kc.get_iopub_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            msgs.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        reply = self.kc.get_shell_msg(timeout=timeout)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+        msgs.append(reply)
+        self.all_messages.extend(msgs)
+        if not allow_error and reply["content"]["status"] != "ok":
+            raise AssertionError(f"cell failed: {reply['content'].get('ename')}: {reply['content'].get('evalue')}")
+        return msgs
+
+    @staticmethod
+    def text(msgs) -> str:
+        import json
+
+        return "\n".join(json.dumps(m["content"]) + json.dumps(m.get("metadata", {})) for m in msgs)
+
+    @staticmethod
+    def stream_text(msgs, name="stdout") -> str:
+        return "".join(m["content"]["text"] for m in msgs
+                       if m["msg_type"] == "stream" and m["content"]["name"] == name)
+
+    def shutdown(self):
+        try:
+            self.kc.stop_channels()
+        finally:
+            self.km.shutdown_kernel(now=False)
+
+
+@pytest.fixture
+def kernel_factory(tmp_path):
+    started = []
+
+    def make(extra_env: dict[str, str] | None = None) -> Kernel:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_SECURELLM", "PYTEST"))}
+        env["IPYTHONDIR"] = str(tmp_path / "ipython")
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        env.update(extra_env or {})
+        k = Kernel(env, str(tmp_path))
+        started.append(k)
+        return k
+
+    yield make
+    for k in started:
+        k.shutdown()

@@ -79,8 +79,9 @@ class FieldHit:
     fingerprint: str
 
     def where(self) -> str:
-        prefix = f"cells[{self.cell}]." if self.cell is not None else ""
-        return f"{prefix}{self.field} line {self.line}"
+        """'cells[2].source line 3' for notebooks, 'line 3' for text files; never the value."""
+        name = f"cells[{self.cell}].{self.field}" if self.cell is not None else self.field
+        return f"{name} line {self.line}" if name else f"line {self.line}"
 
 
 # --------------------------------------------------------------------------------------------- scanning

@@ -124,6 +124,18 @@ class SecureLLM(ExtensionApp):
                    "server's /proc/<pid>/environ or memory.",
     ).tag(config=True)
 
+    # -- save hook (jupyter_securellm.server.contents) ----------------------------------------
+    save_hook_mode = Enum(
+        ["redact", "block", "warn"], default_value="redact",
+        help="What saving a notebook or text file that holds a secret does: 'redact' replaces it with the "
+             "placeholder before writing, 'block' refuses the save (HTTP 400 naming rule, cell and line), "
+             "'warn' saves it and logs a warning.",
+    ).tag(config=True)
+    save_hook_text_extensions = List(
+        Unicode(), default_value=[".py", ".md", ".env", ".json", ".txt", ".yaml", ".yml", ".cfg", ".ini", ".toml"],
+        help="File name endings of text files scanned on save like notebooks (e.g. '.env' also matches 'prod.env').",
+    ).tag(config=True)
+
     # -------------------------------------------------------------------------------------------
     def _link_jupyter_server_extension(self, serverapp):
         # Trait type errors surface here; the extension manager would only log them and the
@@ -326,6 +338,10 @@ class SecureLLM(ExtensionApp):
                     self.log.warning("SecureLLM: background import of litellm failed: %s", type(exc).__name__)
 
             threading.Thread(target=_preload, name="securellm-litellm-import", daemon=True).start()
+
+        from .contents import install_save_hook
+
+        install_save_hook(self)
 
     def initialize_handlers(self):
         from .handlers import default_handlers

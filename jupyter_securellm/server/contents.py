@@ -1,0 +1,146 @@
+"""The save hook: notebooks and text files saved through Jupyter never reach disk holding a secret.
+
+`install_save_hook(extension)` registers a pre-save hook with the contents manager (next to any hook
+the user configured, never replacing it). On every save it scans the model about to be written:
+
+* ``redact`` (default): every finding is replaced by the placeholder before the file is written;
+* ``block``: the save is refused with an HTTP 400 naming the rule and place (cell, field, line);
+* ``warn``: the file is saved as is and a warning is logged (no value in it).
+
+Only `tornado.web.HTTPError` stops a save (any other exception is logged by Jupyter and the file is
+written anyway), so every failure of the scrubber is turned into an HTTPError: nothing unscanned is
+ever written. The checkpoint is a copy of the file on disk, so it is clean too.
+
+Limit: a large file uploaded in chunks is scanned chunk 1 only (Jupyter runs pre-save hooks once per
+upload); notebooks are never chunked.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+
+from tornado.web import HTTPError
+
+from ..notebook.allowlist import Baseline, BaselineError, find_default_baseline
+from ..notebook.core import FieldHit, scrub_notebook_model, scrub_text
+from ..notebook.engine import Engine
+from ..notebook.fields import NotebookError
+
+MODES = ("redact", "block", "warn")
+DEFAULT_TEXT_EXTENSIONS = (".py", ".md", ".env", ".json", ".txt", ".yaml", ".yml", ".cfg", ".ini", ".toml")
+_MAX_LISTED = 10
+
+
+def install_save_hook(extension) -> "SaveHook":
+    """Register the scrubbing pre-save hook on the server's contents manager; returns it."""
+    redactor = getattr(extension, "redactor", None)
+    if redactor is None:
+        from ..detect import Redactor
+
+        redactor = extension.redactor = Redactor()
+    hook = SaveHook(extension, redactor)
+    contents_manager = extension.serverapp.contents_manager
+    contents_manager.register_pre_save_hook(hook)
+    extension.log.info(
+        "SecureLLM: save hook installed (mode %s; text files %s)", hook.mode, ", ".join(hook.text_extensions)
+    )
+    return hook
+
+
+class SaveHook:
+    """Callable registered with ``ContentsManager.register_pre_save_hook``."""
+
+    __name__ = "jupyter_securellm_save_hook"  # Jupyter logs hooks by __name__
+
+    def __init__(self, extension, redactor):
+        self.extension = extension
+        self.log = extension.log
+        self.engine = Engine(redactor)
+
+    @property
+    def mode(self) -> str:
+        mode = getattr(self.extension, "save_hook_mode", "redact")
+        return mode if mode in MODES else "redact"
+
+    @property
+    def text_extensions(self) -> tuple:
+        exts = getattr(self.extension, "save_hook_text_extensions", None)
+        return tuple(DEFAULT_TEXT_EXTENSIONS if exts is None else exts)
+
+    def __call__(self, model=None, path=None, contents_manager=None, **kwargs):
+        if not isinstance(model, dict) or model.get("content") is None:
+            return
+        kind = model.get("type")
+        if kind == "notebook":
+            handler = self._notebook
+        elif kind == "file" and self._wants_text(path or ""):
+            handler = self._file
+        else:
+            return
+        try:
+            hits = handler(model, path, contents_manager)
+        except HTTPError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - refuse the save rather than write unscanned content
+            self.log.error("SecureLLM: save hook failed on %s: %s", path, type(exc).__name__)
+            detail = str(exc) if isinstance(exc, (NotebookError, BaselineError)) else type(exc).__name__
+            raise HTTPError(
+                500, "%s", f"Save refused: the jupyter-securellm scrubber failed on {path} ({detail}); "
+                "nothing was written, your content is still in the editor."
+            ) from None
+        if hits:
+            self._report(hits, path)
+
+    # -- kinds ---------------------------------------------------------------------------------------
+
+    def _wants_text(self, path: str) -> bool:
+        name = path.rsplit("/", 1)[-1]
+        return any(name.endswith(ext) for ext in self.text_extensions)
+
+    def _baseline(self, path, contents_manager):
+        root = getattr(contents_manager, "root_dir", None)
+        if not root:
+            return None
+        directory = os.path.dirname(os.path.join(root, (path or "").strip("/")))
+        found = find_default_baseline(directory if os.path.isdir(directory) else root)
+        return Baseline.load(found) if found else None
+
+    def _notebook(self, model, path, contents_manager) -> list:
+        baseline = self._baseline(path, contents_manager)
+        return scrub_notebook_model(model["content"], self.engine, baseline, redact=self.mode == "redact")
+
+    def _file(self, model, path, contents_manager) -> list:
+        fmt = model.get("format") or "text"
+        content = model["content"]
+        if fmt == "base64":
+            try:
+                content = base64.b64decode(content.encode("ascii"), validate=False).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                return []  # binary content under a text extension: nothing to read as text
+        elif fmt != "text" or not isinstance(content, str):
+            return []
+        baseline = self._baseline(path, contents_manager)
+        new, hits = scrub_text(content, self.engine, baseline)
+        if hits and self.mode == "redact":
+            model["content"] = base64.b64encode(new.encode("utf-8")).decode("ascii") if fmt == "base64" else new
+        return [FieldHit(None, "", content.count("\n", 0, h.start) + 1, h.rule_id, h.fingerprint) for h in hits]
+
+    # -- outcome -------------------------------------------------------------------------------------
+
+    def _report(self, hits, path):
+        where = [f"{h.rule_id} at {h.where()}" for h in hits[:_MAX_LISTED]]
+        if len(hits) > _MAX_LISTED:
+            where.append(f"and {len(hits) - _MAX_LISTED} more")
+        listing = "; ".join(where)
+        mode = self.mode
+        if mode == "block":
+            self.log.warning("SecureLLM: refused to save %s: %d secret(s): %s", path, len(hits), listing)
+            raise HTTPError(
+                400, "%s", f"Save refused: {path} contains {len(hits)} secret(s): {listing}. "
+                "Remove them (use jupyter_securellm.secrets.get or %llm instead of pasting keys) and save again."
+            )
+        if mode == "warn":
+            self.log.warning("SecureLLM: saved %s with %d secret(s) (save_hook_mode=warn): %s", path, len(hits), listing)
+        else:
+            self.log.info("SecureLLM: redacted %d secret(s) in %s before saving: %s", len(hits), path, listing)

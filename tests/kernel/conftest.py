@@ -132,10 +132,13 @@ class Kernel:
                        if m["msg_type"] == "stream" and m["content"]["name"] == name)
 
     def shutdown(self):
+        if self.km is None:
+            return
+        km, self.km = self.km, None
         try:
             self.kc.stop_channels()
         finally:
-            self.km.shutdown_kernel(now=False)
+            km.shutdown_kernel(now=False)
 
 
 @pytest.fixture

@@ -67,13 +67,18 @@ class RedactingFilter(logging.Filter):
 
 
 def install_log_filter(redactor, extra_loggers=()) -> RedactingFilter:
-    """Attach one filter to the named loggers *and* their handlers.
+    """Redact every log record: at creation (record factory) and at the named loggers/handlers.
 
-    A logger's own filters only see records logged on that logger; records propagated from
-    children only meet the parent's handlers. So the filter sits on both. Call again after a
-    library adds handlers (the broker does, after importing litellm); it is idempotent.
+    A logger's own filters only see records logged on that logger, records propagated from
+    children only meet the parent's handlers, and handlers added later (JupyterHub's, a test
+    harness's) would carry no filter at all. So the record factory redacts each record as
+    `Logger.makeRecord` builds it (only records that pass the level check), whichever logger
+    and handler it goes to; the filter on the named loggers and their handlers also covers
+    records built by hand (`logging.makeLogRecord`). Idempotent; call again after a library
+    adds handlers (the broker does, after importing litellm).
     """
-    flt = _existing(redactor) or RedactingFilter(redactor)
+    flt = _existing(redactor)
+    _install_record_factory(flt)
     names = list(LOGGER_NAMES) + list(extra_loggers)
     loggers = [logging.getLogger(n) for n in names]
     for lg in loggers:
@@ -84,6 +89,24 @@ def install_log_filter(redactor, extra_loggers=()) -> RedactingFilter:
 
 
 _FILTERS: dict[int, RedactingFilter] = {}
+_ACTIVE: list[RedactingFilter] = []
+
+
+def _install_record_factory(flt: RedactingFilter) -> None:
+    """Wrap the record factory once; the newest server's filter is the active one."""
+    _ACTIVE[:] = [flt]
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_securellm", False):
+        return
+
+    def factory(*args, **kwargs):
+        record = current(*args, **kwargs)
+        for f in _ACTIVE:
+            f.filter(record)
+        return record
+
+    factory._securellm = True
+    logging.setLogRecordFactory(factory)
 
 
 def _existing(redactor):

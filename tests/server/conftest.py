@@ -1,0 +1,204 @@
+"""Fixtures for the broker tests: real OpenBao, the stand-in provider, a real Jupyter server.
+
+Keys are generated at run time (never literals). The provider only accepts the key that is
+stored in OpenBao, so a 200 from it proves the key went Vault -> server -> provider.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets as pysecrets
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403  (jp_serverapp, jp_fetch, ...)
+
+from jupyter_securellm.detect import fake_secret  # noqa: E402
+from jupyter_securellm.testing.openbao import OpenBao  # noqa: E402
+from jupyter_securellm.testing.provider import FakeProvider  # noqa: E402
+
+KV_POLICY = "securellm-broker"
+
+
+@pytest.fixture(scope="session")
+def bao(tmp_path_factory):
+    """One real OpenBao for the session, KV v2 at secret/, a read policy for llm/* and db/*."""
+    b = OpenBao(tmp_path_factory.mktemp("openbao")).start()
+    b.enable_kv("secret")
+    b.read_policy(KV_POLICY, ["llm/*", "db/*", "users/*"])
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def server_token_file(bao, tmp_path):
+    """A non-root Vault token for the server, in a file (vault_auth_method='token')."""
+    tok = bao.create_token([KV_POLICY], ttl="1h")["client_token"]
+    p = tmp_path / "vault-token"
+    p.write_text(tok)
+    p.chmod(0o600)
+    return p
+
+
+@pytest.fixture
+def provider_key(bao):
+    key = fake_secret("openai-api-key")
+    bao.write_secret("llm/openai", {"api_key": key})
+    return key
+
+
+@pytest.fixture
+def provider(provider_key):
+    with FakeProvider(provider_key) as p:
+        yield p
+
+
+@pytest.fixture
+def other_host():
+    """A second stand-in on another port that is NOT allowlisted: it must receive nothing."""
+    with FakeProvider(fake_secret("openai-api-key")) as p:
+        yield p
+
+
+@pytest.fixture
+def db_password(bao):
+    value = pysecrets.token_urlsafe(18)
+    bao.write_secret("db/analytics", {"password": value})
+    return value
+
+
+@pytest.fixture
+def securellm_config(bao, server_token_file, provider):
+    return {
+        "vault_url": bao.url,
+        "vault_auth_method": "token",
+        "vault_token_path": str(server_token_file),
+        "models": {
+            "gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai", "secret_key": "api_key",
+                    "api_base": provider.url + "/v1"},
+        },
+        "allowed_hosts": [f"127.0.0.1:{provider.port}"],
+        "user_secret_paths": ["db/*"],
+        "preload_litellm": False,
+    }
+
+
+@pytest.fixture
+def jp_server_config(securellm_config):
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyter_securellm": True},
+                      "allow_unauthenticated_access": False},
+        "SecureLLM": securellm_config,
+    }
+
+
+@pytest.fixture
+def server_log(caplog, jp_logging_stream):
+    """Everything the server logged (root capture + the ServerApp stream)."""
+    caplog.set_level(logging.DEBUG)
+
+    def text():
+        return caplog.text + "\n" + jp_logging_stream.getvalue()
+
+    return text
+
+
+@pytest.fixture
+def broker_api(jp_fetch):
+    """POST/GET helpers on /jupyter-securellm/v1 returning (status, parsed body, raw text)."""
+
+    async def call(path, body=None, *, method=None, headers=None, auth=True):
+        hdrs = dict(headers or {})
+        if not auth:
+            hdrs["Authorization"] = ""
+        kw = {"method": method or ("POST" if body is not None else "GET"), "headers": hdrs,
+              "raise_error": False}
+        if body is not None:
+            kw["body"] = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        resp = await jp_fetch("jupyter-securellm", "v1", *path.split("/"), **kw)
+        raw = resp.body.decode("utf-8", "replace")
+        try:
+            parsed = json.loads(raw) if raw and not raw.startswith("data:") else None
+        except ValueError:
+            parsed = None
+        return resp.code, parsed, raw
+
+    return call
+
+
+class KernelRunner:
+    """Start kernels through the REST API and run code in them (real ipykernel processes)."""
+
+    def __init__(self, jp_fetch, serverapp):
+        self.fetch = jp_fetch
+        self.app = serverapp
+        self.clients = {}
+
+    async def start(self) -> str:
+        r = await self.fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+        return json.loads(r.body)["id"]
+
+    async def run(self, kernel_id: str, code: str, timeout: float = 60) -> str:
+        kc = self.clients.get(kernel_id)
+        if kc is None:
+            kc = self.app.kernel_manager.get_kernel(kernel_id).client()
+            kc.start_channels()
+            await kc.wait_for_ready(timeout=timeout)
+            self.clients[kernel_id] = kc
+        msg_id = kc.execute(code)
+        out = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            msg = await kc.get_iopub_msg(timeout=max(left, 0.1))
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            t, c = msg["msg_type"], msg["content"]
+            if t == "stream":
+                out.append(c["text"])
+            elif t == "error":
+                out.append("\n".join(c["traceback"]))
+            elif t == "status" and c["execution_state"] == "idle":
+                return "".join(out)
+
+    def forget(self, kernel_id):
+        kc = self.clients.pop(kernel_id, None)
+        if kc is not None:
+            kc.stop_channels()
+
+    async def shutdown(self, kernel_id):
+        self.forget(kernel_id)
+        await self.fetch("api", "kernels", kernel_id, method="DELETE")
+
+    def close(self):
+        for k in list(self.clients):
+            self.forget(k)
+
+
+@pytest.fixture
+async def kernels(jp_fetch, jp_serverapp):
+    runner = KernelRunner(jp_fetch, jp_serverapp)
+    yield runner
+    runner.close()
+    await jp_serverapp.kernel_manager.shutdown_all()
+
+
+# Code run inside a kernel: calls the broker with only what the kernel env provides.
+KERNEL_CALL = r'''
+import json, os, urllib.request, urllib.error
+def _broker(path, body=None, token=None):
+    url = os.environ["JUPYTER_SECURELLM_URL"] + "/" + path
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    req.add_header("X-SecureLLM-Token", token if token is not None else os.environ["JUPYTER_SECURELLM_KERNEL_TOKEN"])
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+'''

@@ -385,7 +385,7 @@ class VaultClient:
         if t.expires is None or not t.ttl:
             return
         remaining = t.expires - self._clock()
-        if remaining <= 1.0:
+        if remaining <= 0.2:  # (nearly) expired: renewing would race the expiry
             self._login()
         elif remaining < t.ttl * self.settings.renew_fraction:
             if t.renewable and self._renew():
@@ -560,7 +560,10 @@ class VaultClient:
         errors = getattr(exc, "errors", None)
         if not errors:
             return ""
-        return " (Vault said: " + self._scrub("; ".join(str(e) for e in errors)) + ")"
+        text = "; ".join(str(e) for e in errors)
+        text = re.sub(r"\d+ errors? occurred:", "", text)
+        text = " ".join(text.replace("*", " ").split()).strip(" ;")
+        return " (Vault said: " + self._scrub(text) + ")" if text else ""
 
     def _map(self, exc: BaseException, path: str | None, *, login: bool = False) -> VaultError:
         """Our exception for an hvac/requests one, without hvac's text (it may carry URLs, tokens)."""

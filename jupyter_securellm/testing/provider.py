@@ -250,7 +250,7 @@ class FakeProvider:
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="stand-in-provider",
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="stand-in-provider",
                                         daemon=True)
         self._thread.start()
         return self

@@ -198,11 +198,25 @@ def scrub_text(text: str, engine, baseline=None) -> tuple:
 # --------------------------------------------------------------------------------------------- notebooks
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs):
+    """A JSON object with a key twice would hide the first value from every reader (and from us)."""
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        raise _DuplicateKey()  # the key itself is not quoted: it could be anything
+    return d
+
+
 def load_notebook(text: str):
     """Parse and check notebook JSON; returns (notebook dict, offset of the JSON text in ``text``)."""
     start = 1 if text.startswith("\ufeff") else 0
     try:
-        nb = json.loads(text[start:] if start else text)
+        nb = json.loads(text[start:] if start else text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise NotebookError("a JSON object has the same key twice: refusing to guess which one counts") from None
     except json.JSONDecodeError as exc:
         raise NotebookError(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except RecursionError:
@@ -230,7 +244,7 @@ def _seg_starts(segs) -> list:
 
 
 def _replacements(fld: Field, merged, engine) -> list:
-    """[(first segment, last segment, new strings)] that scrub ``fld``.
+    """[(first segment, last segment, hits, new strings)] that scrub ``fld``.
 
     A hit inside one segment rewrites that segment. A hit across segments (a PEM key over several
     source lines) rewrites the run of segments, re-split at newlines as nbformat would store it.
@@ -251,7 +265,7 @@ def _replacements(fld: Field, merged, engine) -> list:
         joined = "".join(segs[a : b + 1])
         redacted = _redact(joined, hs, engine, base=starts[a])
         new = redacted.splitlines(keepends=True) if b > a else [redacted]
-        out.append((a, b, new or [""]))
+        out.append((a, b, hs, new or [""]))
     return out
 
 
@@ -307,9 +321,16 @@ def process_notebook(text: str, path: str, engine, baseline=None, scrub: bool = 
         splices = []
         for fld, hits in hit_fields:
             tokens = spans[fld.path]
-            for a, b, new in _replacements(fld, _merge(hits), engine):
-                sep = text[tokens[a][1] : tokens[a + 1][0]] if b > a else ", "
-                splices.append((tokens[a][0], tokens[b][1], sep.join(encode_string(s) for s in new)))
+            starts = _seg_starts(_segments(fld.value))
+            for a, b, hs, new in _replacements(fld, _merge(hits), engine):
+                if a == b:  # inside one string token: swap just the secret's raw characters
+                    base = starts[a]
+                    raw_se = raw_offsets(text, tokens[a], [o - base for h in hs for o in (h.start, h.end)])
+                    for i, h in enumerate(hs):
+                        splices.append((raw_se[2 * i], raw_se[2 * i + 1], encode_string(engine.placeholder(h.rule_id))[1:-1]))
+                else:  # across tokens (a PEM block over source lines): re-encode that run of lines
+                    sep = text[tokens[a][1] : tokens[a + 1][0]]
+                    splices.append((tokens[a][0], tokens[b][1], sep.join(encode_string(s) for s in new)))
         splices.sort()
         out, last = [], 0
         for s, e, new in splices:
@@ -349,7 +370,7 @@ def scrub_notebook_model(nb: dict, engine, baseline=None, redact: bool = True) -
             new_value = _redact(fld.value, merged, engine)
         else:
             new_value = list(fld.value)
-            for a, b, new in reversed(_replacements(fld, merged, engine)):
+            for a, b, _hits, new in reversed(_replacements(fld, merged, engine)):
                 new_value[a : b + 1] = new
         _assign(nb, fld.path, new_value)
     return found

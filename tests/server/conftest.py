@@ -180,15 +180,15 @@ class KernelRunner:
 
 
 @pytest.fixture
-async def kernels(jp_fetch, jp_serverapp):
+def kernels(jp_fetch, jp_serverapp):
+    """Kernels are shut down by the server fixture's own cleanup."""
     runner = KernelRunner(jp_fetch, jp_serverapp)
     yield runner
     runner.close()
-    await jp_serverapp.kernel_manager.shutdown_all()
 
 
 # Code run inside a kernel: calls the broker with only what the kernel env provides.
-KERNEL_CALL = r'''
+_KERNEL_CALL = r'''
 import json, os, urllib.request, urllib.error
 def _broker(path, body=None, token=None):
     url = os.environ["JUPYTER_SECURELLM_URL"] + "/" + path
@@ -202,3 +202,9 @@ def _broker(path, body=None, token=None):
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
 '''
+
+
+@pytest.fixture
+def kernel_call():
+    """Python source defining `_broker(path, body=None, token=None)` for use inside a kernel."""
+    return _KERNEL_CALL

@@ -229,7 +229,7 @@ class VaultClient:
         """The value of ``key`` in the KV v2 secret at ``path`` (``{user}`` rule applies)."""
         if not key:
             raise VaultConfigError("Vault secret key must be a non-empty field name", path=path)
-        candidates = candidate_paths(path, user, fallback_path)
+        candidates = candidate_paths(path, user or None, fallback_path)  # "" = no user: shared
         ckey = (path, candidates[0], tuple(candidates[1:]), key)
         hit = self._cache_get(ckey)
         if hit is not None:

@@ -13,6 +13,7 @@ the API): pass ``audit_log=path``. Everything binds to 127.0.0.1 on a free port.
 """
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import os
@@ -30,6 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["OpenBao", "find_bao", "free_port", "JwtIssuer"]
+
+_LIVE: set = set()  # processes we started; stopped at interpreter exit if a test run dies
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for proc in list(_LIVE):
+        if proc.poll() is None:
+            proc.kill()
 
 
 def find_bao() -> str:
@@ -157,6 +167,7 @@ class OpenBao:
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,
         )
+        _LIVE.add(self.proc)
         self._wait_listening()
         if self.root_token is None:
             self._initialise()
@@ -214,6 +225,7 @@ class OpenBao:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+        _LIVE.discard(self.proc)
         self.proc = None
         if self._log:
             self._log.close()

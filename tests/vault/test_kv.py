@@ -31,6 +31,7 @@ def test_user_rule_per_user_then_shared(client, kv):
     assert vc.read_secret(p, "api_key", user="alice") == kv["alice"]
     assert vc.read_secret(p, "api_key", user="bob") == kv["shared"]     # no bob secret: shared
     assert vc.read_secret(p, "api_key") == kv["shared"]                 # no user: shared only
+    assert vc.read_secret(p, "api_key", user="") == kv["shared"]
     assert vc.stats["fallbacks"] == 1
 
 

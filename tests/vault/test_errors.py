@@ -37,3 +37,17 @@ def test_vault_error_text_is_scrubbed_of_known_and_token_shaped_values(tmp_path)
     err = vc._map(exc, "llm/openai")
     assert token not in str(err) and other not in str(err)
     assert "[REDACTED]" in str(err) and "llm/openai" in str(err)
+
+
+def test_tls_vault_needs_the_right_ca(openbao_factory, write_file):
+    bao = openbao_factory(tls=True)
+    assert bao.url.startswith("https://")
+    bao.write_secret("llm/openai", {"api_key": "over-tls"})
+    bao.read_policy("reader", ["llm/*"])
+    tok = write_file("t", bao.create_token(["reader"], ttl="1h")["client_token"])
+    good = VaultClient(VaultSettings(url=bao.url, token_path=tok, ca_cert=bao.ca_cert))
+    assert good.read_secret("llm/openai", "api_key") == "over-tls"
+    assert good.status()["reachable"] is True
+    untrusted = VaultClient(VaultSettings(url=bao.url, token_path=tok))   # system CAs only
+    with pytest.raises(VaultUnavailable, match="TLS verification failed"):
+        untrusted.read_secret("llm/openai", "api_key")

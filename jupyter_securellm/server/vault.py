@@ -8,8 +8,9 @@ Why this shape:
 - No secret in any message. Error texts are our own sentences naming Vault, the path and what to
   do; hvac's text is reduced to Vault's ``errors`` list with every known token, secret id, JWT and
   cached value scrubbed, and exceptions are raised ``from None`` so tracebacks do not carry hvac's.
-- Every value read is handed to ``on_secret`` (the broker registers it with its Redactor); so are
-  the Vault tokens and AppRole secret ids this client obtains.
+- Every value read is handed to ``on_secret`` (the broker registers it with its Redactor), with
+  the credential-like sibling fields of the same secret (see ``_credential_like``); so are the
+  Vault tokens and AppRole secret ids this client obtains.
 
 Per-user paths (the ``{user}`` rule): a KV path may contain ``{user}``. It is replaced with the
 sanitized user name (characters outside ``[A-Za-z0-9_.@-]`` become ``_``; leading dots too) and
@@ -171,6 +172,18 @@ def candidate_paths(path: str, user: str | None = None, fallback_path: str | Non
 
 
 # -- client ------------------------------------------------------------------------------
+_SECRETISH_NAME = re.compile(r"key|token|secret|pass|pwd|cred|auth|private|cert", re.I)
+
+
+def _credential_like(name: str, value) -> bool:
+    """Which *other* fields of a secret go to ``on_secret`` too: credential-named, or long strings.
+
+    The requested field always goes. Short plain settings stored beside a key (``region: eu-west-1``,
+    ``model: gpt-4o``) do not, or the redactor would blank those words everywhere.
+    """
+    return isinstance(value, str) and bool(value) and (
+        bool(_SECRETISH_NAME.search(str(name))) or len(value) >= 20)
+
 _TOKENISH = re.compile(r"\b(?:hv[sbr]|s|b|r)\.[A-Za-z0-9_.-]{8,}")
 
 
@@ -230,7 +243,7 @@ class VaultClient:
         if not key:
             raise VaultConfigError("Vault secret key must be a non-empty field name", path=path)
         candidates = candidate_paths(path, user or None, fallback_path)  # "" = no user: shared
-        ckey = (path, candidates[0], tuple(candidates[1:]), key)
+        ckey = (path.strip().strip("/"), candidates[0], tuple(candidates[1:]), key)
         hit = self._cache_get(ckey)
         if hit is not None:
             return hit
@@ -243,12 +256,13 @@ class VaultClient:
                     data = self._read_kv(cand)
                 except SecretNotFound:
                     continue
-                self._register(v for v in data.values() if isinstance(v, str))
+                self._register(v for k, v in data.items() if k != key and _credential_like(k, v))
                 if key not in data:
                     continue
                 value = data[key]
                 if not isinstance(value, str):
                     value = str(value)
+                self._register([value])
                 if i:
                     self.stats["fallbacks"] += 1
                     log.info("Vault: no secret at %r, used shared path %r", candidates[0], cand)

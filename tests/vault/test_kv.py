@@ -105,12 +105,17 @@ def test_rotation_invalidate_then_new_value(openbao, client, kv):
 
 
 def test_on_secret_gets_every_value_and_the_token(openbao, kv, write_file):
-    openbao.write_secret(f"{kv['prefix']}/multi", {"api_key": "k-one", "org": "o-two", "n": 3})
+    long_plain = "x" * 24
+    openbao.write_secret(f"{kv['prefix']}/multi", {"api_key": "k-one", "org_token": "o-two", "n": 3,
+                                                     "region": "eu-west-1", "blob": long_plain})
     token = openbao.create_token([kv["policy"]], ttl="1h")["client_token"]
     seen = []
     vc = VaultClient(VaultSettings(url=openbao.url, token_path=write_file("t", token)), on_secret=seen.append)
     assert vc.read_secret(f"{kv['prefix']}/multi", "api_key") == "k-one"
-    assert {"k-one", "o-two", token} <= set(seen)
+    assert {"k-one", "o-two", long_plain, token} <= set(seen)
+    assert "eu-west-1" not in seen           # a short plain setting is not a secret to redact
+    assert vc.read_secret(f"{kv['prefix']}/multi", "region") == "eu-west-1"
+    assert "eu-west-1" in seen               # ...unless it is the field asked for
     n = len(seen)
     vc.read_secret(f"{kv['prefix']}/multi", "api_key")  # cache hit: nothing new to register
     assert len(seen) == n

@@ -48,6 +48,12 @@ def install_save_hook(extension) -> "SaveHook":
     return hook
 
 
+def _refusal(status: int, message: str) -> HTTPError:
+    # Jupyter's API handlers send log_message as is, while tornado's access log %-formats it:
+    # a literal % (from a path or a metadata key) must be doubled to survive the log.
+    return HTTPError(status, message.replace("%", "%%"))
+
+
 class SaveHook:
     """Callable registered with ``ContentsManager.register_pre_save_hook``."""
 
@@ -85,8 +91,8 @@ class SaveHook:
         except Exception as exc:  # noqa: BLE001 - refuse the save rather than write unscanned content
             self.log.error("SecureLLM: save hook failed on %s: %s", path, type(exc).__name__)
             detail = str(exc) if isinstance(exc, (NotebookError, BaselineError)) else type(exc).__name__
-            raise HTTPError(
-                500, "%s", f"Save refused: the jupyter-securellm scrubber failed on {path} ({detail}); "
+            raise _refusal(
+                500, f"Save refused: the jupyter-securellm scrubber failed on {path} ({detail}); "
                 "nothing was written, your content is still in the editor."
             ) from None
         if hits:
@@ -136,9 +142,9 @@ class SaveHook:
         mode = self.mode
         if mode == "block":
             self.log.warning("SecureLLM: refused to save %s: %d secret(s): %s", path, len(hits), listing)
-            raise HTTPError(
-                400, "%s", f"Save refused: {path} contains {len(hits)} secret(s): {listing}. "
-                "Remove them (use jupyter_securellm.secrets.get or %llm instead of pasting keys) and save again."
+            raise _refusal(
+                400, f"Save refused: {path} contains {len(hits)} secret(s): {listing}. "
+                "Remove them (read keys with jupyter_securellm.secrets.get instead of pasting them) and save again."
             )
         if mode == "warn":
             self.log.warning("SecureLLM: saved %s with %d secret(s) (save_hook_mode=warn): %s", path, len(hits), listing)

@@ -14,7 +14,11 @@ last user message (``[[provider:429]]``, ``[[provider:500]]``, ``[[provider:slow
 - ``fail_status``/``fail_count``: answer that HTTP error (429 or 500; all requests, or the next n);
 - ``chunk_delay``: seconds to sleep before each streamed chunk (slow tokens);
 - ``break_after``: close the connection after that many content chunks (broken stream);
-- ``reply``: a fixed answer instead of the echo.
+- ``reply``: a fixed answer instead of the echo;
+- ``leak_key`` (marker ``leak_key``): append `` key=<the accepted key>`` to the answer, as a
+  misbehaving provider or proxy might, to test that the broker redacts answers;
+- ``chunk_chars`` (marker ``chars=N``): stream N characters per chunk instead of one word, so a
+  leaked key is split across chunks (tests the streaming redactor).
 Every request is recorded in ``requests`` (method, path, lower-cased headers with the
 Authorization value replaced by ``<redacted>``, parsed body, whether the key matched), so a test can also assert that a host received nothing.
 
@@ -132,6 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
         if knobs.get("status"):
             return self._error(knobs["status"])
         answer = self.fp.answer(body)
+        if knobs.get("leak_key"):
+            answer += " key=" + (self.fp.key or "")
         model = body.get("model") or "stand-in"
         if body.get("stream"):
             return self._stream(body, model, answer, knobs)
@@ -168,9 +174,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
 
-        words = answer.split(" ")
+        if knobs.get("chars"):
+            n = knobs["chars"]
+            pieces = [answer[i:i + n] for i in range(0, len(answer), n)]
+        else:
+            pieces = [w if i == 0 else " " + w for i, w in enumerate(answer.split(" "))]
         send(chunk({"role": "assistant", "content": "", "refusal": None}))
-        for i, w in enumerate(words):
+        for i, w in enumerate(pieces):
             if knobs.get("break") is not None and i >= knobs["break"]:
                 self.close_connection = True
                 self.wfile.flush()
@@ -178,10 +188,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if knobs.get("slow"):
                 time.sleep(knobs["slow"])
-            send(chunk({"content": w if i == 0 else " " + w}))
+            send(chunk({"content": w}))
         send(chunk({}, finish="stop"))
         if include_usage:
-            p, c = _count(body), len(words)
+            p, c = _count(body), len(answer.split())
             send(chunk(None, choices=False, usage={"prompt_tokens": p, "completion_tokens": c,
                                                    "total_tokens": p + c}))
         send("data: [DONE]\n\n")
@@ -216,6 +226,8 @@ class FakeProvider:
         self.chunk_delay: float = 0.0
         self.break_after: int | None = None
         self.reply: str | None = None
+        self.leak_key: bool = False            # append " key=<the key>" to answers (answer-DLP tests)
+        self.chunk_chars: int | None = None    # stream N characters per chunk instead of a word
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -273,6 +285,7 @@ class FakeProvider:
             self.requests.clear()
         self.fail_status = self.fail_count = self.break_after = self.reply = None
         self.chunk_delay = 0.0
+        self.leak_key, self.chunk_chars = False, None
 
     # -- behaviour --
     def _record(self, req: RecordedRequest) -> None:
@@ -287,7 +300,8 @@ class FakeProvider:
         return "echo: " + (last or "(empty)")
 
     def _knobs(self, body: dict, headers) -> dict:
-        k: dict = {"slow": self.chunk_delay, "break": self.break_after}
+        k: dict = {"slow": self.chunk_delay, "break": self.break_after, "leak_key": self.leak_key,
+                   "chars": self.chunk_chars}
         with self._lock:
             if self.fail_status and (self.fail_count is None or self.fail_count > 0):
                 k["status"] = self.fail_status
@@ -303,6 +317,10 @@ class FakeProvider:
                 k["status"] = int(m)
             elif m.startswith("slow="):
                 k["slow"] = float(m[5:])
+            elif m == "leak_key":
+                k["leak_key"] = True
+            elif m.startswith("chars="):
+                k["chars"] = max(1, int(m[6:]))
             elif m.startswith("break="):
                 k["break"] = int(m[6:])
         return k

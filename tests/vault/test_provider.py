@@ -163,3 +163,15 @@ def test_cli_reads_key_from_file_and_follows_rotation(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_leak_key_split_across_chunks(provider):
+    conn, r = post(provider, {"model": "m", "stream": True,
+                              "messages": [{"role": "user", "content": "hi [[provider:leak_key]] [[provider:chars=7]]"}]})
+    events = [e for e in r.read().decode().split("\n\n") if e and e != "data: [DONE]"]
+    pieces = [json.loads(e[6:])["choices"][0]["delta"].get("content") or "" for e in events]
+    assert "".join(pieces) == "echo: hi key=" + provider.key
+    assert all(len(p) <= 7 for p in pieces) and not any(provider.key in p for p in pieces)
+    provider.leak_key = True
+    conn, r = post(provider, {"model": "m", "messages": MSG})
+    assert json.loads(r.read())["choices"][0]["message"]["content"].endswith("key=" + provider.key)

@@ -141,6 +141,85 @@ class Kernel:
             km.shutdown_kernel(now=False)
 
 
+class ServerKernel(Kernel):
+    """A kernel started by a real Jupyter server (so it gets the broker URL and its own token)."""
+
+    def __init__(self, stack):
+        import json as _json
+        import urllib.request
+
+        from jupyter_client import BlockingKernelClient
+
+        self.stack = stack
+        req = urllib.request.Request(f"{stack.base_url}api/kernels", data=b'{"name": "python3"}', method="POST",
+                                     headers={"Authorization": f"token {stack.jupyter_token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            self.kernel_id = _json.load(resp)["id"]
+        conn = stack.workdir / "runtime" / f"kernel-{self.kernel_id}.json"
+        deadline = time.monotonic() + 30
+        while not conn.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.kc = BlockingKernelClient()
+        self.kc.load_connection_file(str(conn))
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+        self.km = True
+        self.all_messages = []
+
+    def rest(self, method: str, path: str, body=None):
+        import json as _json
+        import urllib.request
+
+        data = None if body is None else _json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.stack.base_url}{path}", data=data, method=method,
+                                     headers={"Authorization": f"token {self.stack.jupyter_token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            raw = resp.read()
+        return _json.loads(raw) if raw else None
+
+    def interrupt(self):
+        self.rest("POST", f"api/kernels/{self.kernel_id}/interrupt")
+
+    def shutdown(self):
+        if self.km is None:
+            return
+        self.km = None
+        try:
+            self.kc.stop_channels()
+        finally:
+            try:
+                self.rest("DELETE", f"api/kernels/{self.kernel_id}")
+            except OSError:
+                pass
+
+
+@pytest.fixture(scope="module")
+def demo_stack(tmp_path_factory):
+    """OpenBao dev server (AppRole for the broker), the stand-in provider and a real Jupyter server."""
+    from jupyter_securellm.demo import DemoStack, free_port
+
+    stack = DemoStack(tmp_path_factory.mktemp("stack"), app="server", port=free_port())
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def server_kernel(demo_stack):
+    started = []
+
+    def make():
+        k = ServerKernel(demo_stack)
+        started.append(k)
+        return k
+
+    yield make
+    for k in started:
+        k.shutdown()
+
+
 @pytest.fixture
 def kernel_factory(tmp_path):
     started = []

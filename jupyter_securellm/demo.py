@@ -160,9 +160,6 @@ class DemoStack:
         return path
 
     def start_jupyter(self) -> None:
-        if not port_is_free(self.port):
-            raise DemoError(f"Port {self.port} on 127.0.0.1 is busy (another Jupyter or an earlier demo?). "
-                            f"Stop it, or pick another port: make demo DEMO_PORT={self.port + 1}")
         nbdir = self.workdir / "notebooks"
         nbdir.mkdir(exist_ok=True)
         for src in (REPO / "examples").glob("*.ipynb"):
@@ -181,6 +178,8 @@ class DemoStack:
             argv.append(f"--LabApp.default_url=/lab/tree/{self.notebook}")
         self.jupyter = self._spawn("jupyter", argv, env)
         _wait_http(f"{self.base_url}api/status?token={self.jupyter_token}", 90, self.jupyter, "Jupyter server")
+        if self.jupyter.poll() is not None:
+            raise DemoError(f"JupyterLab could not start; see {self.workdir / 'jupyter.log'}")
 
     @property
     def base_url(self) -> str:
@@ -191,7 +190,13 @@ class DemoStack:
         path = f"lab/tree/{self.notebook}" if self.app == "lab" else "tree"
         return f"{self.base_url}{path}?token={self.jupyter_token}"
 
+    def check_port(self) -> None:
+        if not port_is_free(self.port):
+            raise DemoError(f"Port {self.port} on 127.0.0.1 is busy (another Jupyter or an earlier demo?). "
+                            f"Stop it, or pick another port: make demo DEMO_PORT={self.port + 1}")
+
     def start(self) -> "DemoStack":
+        self.check_port()  # before starting anything
         try:
             self.start_openbao()
             self.start_provider()
@@ -242,8 +247,10 @@ def main(argv=None) -> int:
         stack.start()
     except DemoError as exc:
         print(f"make demo: {exc}", file=sys.stderr)
-        if stack.workdir.exists() and any(stack.workdir.glob("*.log")):
+        if any(stack.workdir.glob("*.log")):
             print(f"make demo: logs are in {stack.workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(stack.workdir, ignore_errors=True)
         return 2
     except KeyboardInterrupt:
         print("\nStopped.")

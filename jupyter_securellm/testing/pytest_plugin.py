@@ -1,8 +1,12 @@
 """Pytest fixtures for real test services: an OpenBao server and a stand-in LLM provider.
 
-Load from a test folder's conftest.py::
+Load from a test folder's conftest.py by importing the fixtures::
 
-    pytest_plugins = ["jupyter_securellm.testing.pytest_plugin"]
+    from jupyter_securellm.testing.pytest_plugin import openbao, openbao_factory, provider, provider_key  # noqa: F401
+
+(``pytest_plugins = ["jupyter_securellm.testing.pytest_plugin"]`` works only in the rootdir's
+conftest.py or with ``-p jupyter_securellm.testing.pytest_plugin``: pytest refuses it in a
+sub-folder's conftest when the whole suite runs.)
 
 - ``openbao`` (session): one OpenBao server with KV v2 at ``secret/``. Tests share it, so write
   under a unique path (``unique_path`` helps) and do not seal/stop it: use ``openbao_factory``.

@@ -4,7 +4,11 @@ import secrets
 
 import pytest
 
-pytest_plugins = ["jupyter_securellm.testing.pytest_plugin"]
+# Import the fixtures instead of `pytest_plugins = [...]`: pytest refuses pytest_plugins in a
+# conftest below the rootdir once the whole suite runs (`make test`).
+from jupyter_securellm.testing.pytest_plugin import (  # noqa: E402,F401
+    openbao, openbao_factory, provider, provider_key, unique_path,
+)
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 

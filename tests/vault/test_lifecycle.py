@@ -54,11 +54,11 @@ def test_logs_in_again_when_token_hits_max_ttl(bao, write_file):
 
 
 def test_background_renewal_keeps_an_idle_client_alive(bao, write_file):
-    vc = approle_client(bao, write_file, token_ttl="3s", token_max_ttl="60s", secret_cache_ttl=0)
+    vc = approle_client(bao, write_file, token_ttl="4s", token_max_ttl="60s", secret_cache_ttl=0)
     vc.read_secret("llm/openai", "api_key")
-    vc.start_background_renewal(interval=0.5)
+    vc.start_background_renewal(interval=0.25)
     try:
-        time.sleep(4.5)                   # longer than the token's TTL
+        time.sleep(5)                     # longer than the token's TTL
         assert vc.stats["renewals"] >= 1
         assert vc.read_secret("llm/openai", "api_key") == bao.value
         assert vc.stats["logins"] == 1
@@ -88,11 +88,11 @@ def test_revoked_static_token_is_an_auth_error_until_the_file_is_updated(bao, wr
 
 
 def test_vault_killed_and_restarted_fails_closed_then_recovers(bao, write_file):
-    vc = approle_client(bao, write_file, secret_cache_ttl=1.0, timeout=2.0)
+    vc = approle_client(bao, write_file, secret_cache_ttl=2.0, timeout=2.0)
     assert vc.read_secret("llm/openai", "api_key") == bao.value
     bao.kill()                                            # SIGKILL: a crash, not a shutdown
     assert vc.read_secret("llm/openai", "api_key") == bao.value   # cache still valid
-    time.sleep(1.1)
+    time.sleep(2.1)
     with pytest.raises(VaultUnavailable) as ei:          # cache expired, Vault down: fail closed
         vc.read_secret("llm/openai", "api_key")
     assert bao.url in str(ei.value) and "unreachable" in str(ei.value)

@@ -104,6 +104,53 @@ class StreamGuard:
                 self._raw_write(out)
 
 
+class BatchGuard:
+    """Redacts ipykernel's OutStream per flushed batch instead of per write().
+
+    ipykernel collects writes (print, fd-captured output of C code and child processes) and sends
+    them every ~0.2 s from its IOPub thread via `_flush_buffers()`. Feeding each batch to one
+    StreamRedactor costs one scan per batch instead of one per write (printing 100,000 lines stays
+    cheap), and a secret split across batches is still held back until it is complete.
+    At the end of a cell `drain()` asks for a final flush that releases what is held back.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self._orig = stream._flush_buffers
+        self._sr = None
+        self._final = False
+        self._last_parent = {}
+        self._lock = threading.Lock()
+
+    def flush_buffers(self):
+        items = list(self._orig())
+        with self._lock:
+            if self._sr is None:
+                self._sr = get_redactor().stream()
+            out = []
+            for parent, data in items:
+                if parent:
+                    self._last_parent = parent
+                out.append((parent, self._sr.feed(data) if data else data))
+            if self._final:
+                self._final = False
+                rest = self._sr.flush()
+                self._sr = None
+                if rest:
+                    out.append((self._last_parent, rest))
+        yield from out
+
+    def drain(self):
+        with self._lock:
+            if self._sr is None:
+                return
+            self._final = True
+        try:
+            self.stream.flush()  # runs flush_buffers on the IOPub thread and waits for it
+        except Exception:  # pragma: no cover - a closed stream at shutdown
+            pass
+
+
 class RedactingStream:
     """Proxy for a stream whose instances cannot take attributes (a plain TextIOWrapper)."""
 
@@ -222,11 +269,11 @@ class Hooks:
             stream = getattr(sys, name)
             if stream is None:
                 continue
-            if hasattr(stream, "__dict__") and "write" not in stream.__dict__:
-                # ipykernel's OutStream: patch the instance so output captured from fd 1/2
-                # (C extensions, subprocesses) goes through the redactor too.
-                guard = StreamGuard(stream.write)
-                self._patch_attr(stream, "write", guard.write)
+            if callable(getattr(stream, "_flush_buffers", None)) and hasattr(stream, "__dict__"):
+                # ipykernel's OutStream: redact each flushed batch, which also covers output
+                # captured from fd 1/2 (C extensions, child processes).
+                guard = BatchGuard(stream)
+                self._patch_attr(stream, "_flush_buffers", guard.flush_buffers)
             else:
                 guard = StreamGuard(stream.write)
                 proxy = RedactingStream(stream, guard)

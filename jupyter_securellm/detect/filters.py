@@ -14,14 +14,17 @@ _HASH_LENGTHS = {32, 40, 56, 64, 96, 128}
 _HASH_CONTEXT = re.compile(r"(?i)hash|sha\d*|md5|digest|checksum|etag|commit|revision|fingerprint|integrity|nonce_hash")
 _INTEGRITY = re.compile(r"sha(?:1|224|256|384|512)-")
 _SEGMENT = re.compile(r"[a-z]*|[A-Z]*|[A-Z]?[a-z]{2,}(?:[A-Z][a-z]{2,})*")
-_SEPARATORS = re.compile(r"[._\-]")
-_REPEATED = re.compile(r"(.)\1{5,}")
+_SEPARATORS = re.compile(r"[._\-/]")
+_REPEATED = re.compile(r"(.)\1{7,}")
 _PLACEHOLDER_MARKERS = ("...", "***", "\u2022\u2022", "xxxx", "XXXX", "____")
 _PLACEHOLDER_PREFIXES = ("${", "{{", "<", "%(", "%s", "{")
 _ENV_REFERENCE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 _PLACEHOLDER_WORDS = re.compile(
-    r"(?i)your[_\-]?|example|placeholder|changeme|change[_\-]me|dummy|redacted|insert[_\-]|replace[_\-]?me|"
-    r"secret[_\-]?here|key[_\-]?here|token[_\-]?here|goes[_\-]?here|fill[_\-]?in|<|>"
+    # a placeholder word standing at either end of the value or next to a separator: in random text the
+    # same letters appear by chance, glued inside a run of alphanumerics
+    r"(?i)(?:^|(?<=[^A-Za-z0-9]))(?:your|example|placeholder|changeme|change[_\-]me|dummy|redacted|insert|"
+    r"replace[_\-]?me|fill[_\-]?in|goes[_\-]?here|here)(?=[^A-Za-z0-9]|$)|"
+    r"^(?:your|example|placeholder|dummy|insert|replace)|(?:here|example(?:key)?|placeholder)$|[<>]"
 )
 #: Values that documentation uses verbatim as "the password".
 _COMMON_PLACEHOLDERS = frozenset(
@@ -46,7 +49,7 @@ def entropy_threshold(base: float, value: str) -> float:
     """
     cap = math.log2(len(value)) - 0.7 if value else 0.0
     if _HEX.fullmatch(value):
-        cap = min(cap, 3.0)
+        cap = min(cap, 2.8)
     return min(base, cap)
 
 

@@ -84,16 +84,16 @@ class StreamRedactor:
                 return ""
             buf = self._context + self._pending + chunk
             ctx = len(self._context)
-            findings = [f for f in self.redactor.scanner.scan(buf) if f.end > ctx]
+            findings = self.redactor.scanner.scan(buf, start=ctx)
             hold = _partial_start(self.redactor.scanner, buf, ctx)
             n = len(buf)
             for f in findings:
                 if f.end >= n - LOOKAROUND_MARGIN:  # complete, but more input could still extend it
-                    hold = min(hold, f.start)
-            # never split a finding: hold from the start of any finding that crosses the hold point
+                    hold = min(hold, _match_start(f))
+            # never split a match: hold from the start of any match that crosses the hold point
             for f in findings:
-                if f.start < hold < f.end:
-                    hold = f.start
+                if _match_start(f) < hold < f.end:
+                    hold = _match_start(f)
             hold = max(hold, ctx)
             return self._emit(buf, ctx, hold, [f for f in findings if f.end <= hold])
 
@@ -101,22 +101,21 @@ class StreamRedactor:
         with self._lock:
             buf = self._context + self._pending
             ctx = len(self._context)
-            findings = [f for f in self.redactor.scanner.scan(buf) if f.end > ctx]
+            findings = self.redactor.scanner.scan(buf, start=ctx)
             return self._emit(buf, ctx, len(buf), findings)
 
     def _emit(self, buf: str, ctx: int, hold: int, findings: list[Finding]) -> str:
-        # A finding that began inside the context was already redacted when it was emitted.
-        emitted = []
-        pos = ctx
-        for f in findings:
-            if f.start < ctx:
-                pos = max(pos, f.end)
-                continue
-            emitted.append(f)
-        out = self.redactor.apply(buf[pos:hold], [_shift(f, -pos) for f in emitted])
+        # Findings never start inside the context (scan(start=ctx)); clamp anyway so that, whatever
+        # happens, text is redacted rather than dropped.
+        clamped = [f if f.start >= ctx else Finding(ctx, f.end, f.rule_id, f.fingerprint) for f in findings]
+        out = self.redactor.apply(buf[ctx:hold], [_shift(f, -ctx) for f in clamped if f.end > ctx])
         self._context = buf[max(0, hold - LOOKAROUND_MARGIN * 4) : hold]
         self._pending = buf[hold:]
         return out
+
+
+def _match_start(f: Finding) -> int:
+    return f.start if f.match_start < 0 else min(f.start, f.match_start)
 
 
 def _shift(f: Finding, by: int) -> Finding:
@@ -124,51 +123,194 @@ def _shift(f: Finding, by: int) -> Finding:
 
 
 # -- partial matching -----------------------------------------------------------------------------------
-_PARTIAL_CACHE: dict[tuple[int, int], object] = {}
+#
+# A match still in progress at the end of the buffer consists only of characters its pattern can consume.
+# Each detector therefore knows its alphabet: walking back from the end of the buffer over alphabet
+# characters bounds where its partial match could start, and most detectors stop at the first character
+# (a newline, a space) without running a regex at all.
+
+_ASCII = [chr(i) for i in range(128)]
+
+
+class _Alphabet:
+    """The characters a pattern can consume: an ASCII set, plus whether any non-ASCII character can."""
+
+    __slots__ = ("ascii", "non_ascii", "_outside")
+
+    def __init__(self, ascii_chars=(), non_ascii=False):
+        import re as _re
+
+        self.ascii = frozenset(ascii_chars)
+        self.non_ascii = non_ascii
+        outside = "".join(_re.escape(ch) for ch in _ASCII if ch not in self.ascii)
+        if not non_ascii:
+            outside += "\\x80-\\U0010ffff"
+        self._outside = _re.compile(f"[{outside}]") if outside else None
+
+    def tail_start(self, reversed_buf: str, n: int, floor: int) -> int:
+        """Start of the longest suffix (not before `floor`) made only of alphabet characters."""
+        if self._outside is None:
+            return floor
+        m = self._outside.search(reversed_buf, 0, n - floor)
+        return floor if m is None else n - m.start()
+
+
+def _category_chars(cat) -> set[str]:
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    tests = {
+        c.CATEGORY_DIGIT: str.isdigit,
+        c.CATEGORY_NOT_DIGIT: lambda ch: not ch.isdigit(),
+        c.CATEGORY_SPACE: lambda ch: ch in " \t\n\r\f\v",
+        c.CATEGORY_NOT_SPACE: lambda ch: ch not in " \t\n\r\f\v",
+        c.CATEGORY_WORD: lambda ch: ch.isalnum() or ch == "_",
+        c.CATEGORY_NOT_WORD: lambda ch: not (ch.isalnum() or ch == "_"),
+    }
+    test = tests.get(cat)
+    return {ch for ch in _ASCII if test(ch)} if test else set(_ASCII)
+
+
+def pattern_alphabet(pattern: str, flags: int = 0) -> _Alphabet:
+    """Superset of the characters `pattern` (compiled with re.ASCII) can consume in a match."""
+    import re as _re
+    from re import _constants as c  # type: ignore[attr-defined]
+    from re import _parser  # type: ignore[attr-defined]
+
+    chars: set[str] = set()
+    non_ascii = False
+
+    def add(ch: str, icase: bool):
+        nonlocal non_ascii
+        for x in ({ch, ch.lower(), ch.upper()} if icase else {ch}):
+            if len(x) == 1 and x < "\x80":
+                chars.add(x)
+            else:
+                non_ascii = True
+
+    def walk(sub, icase):
+        nonlocal non_ascii
+        for op, av in sub:
+            if op is c.LITERAL:
+                add(chr(av), icase)
+            elif op in (c.NOT_LITERAL, c.ANY):
+                chars.update(_ASCII)
+                non_ascii = True
+            elif op is c.IN:
+                members: set[str] = set()
+                negate = False
+                for iop, iav in av:
+                    if iop is c.NEGATE:
+                        negate = True
+                    elif iop is c.LITERAL:
+                        members.add(chr(iav))
+                    elif iop is c.RANGE:
+                        members.update(chr(x) for x in range(iav[0], min(iav[1], 127) + 1))
+                        if iav[1] > 127:
+                            non_ascii = True
+                    elif iop is c.CATEGORY:
+                        members |= _category_chars(iav)
+                if negate:
+                    chars.update(_ASCII)  # conservative: a negated class may consume almost anything
+                    non_ascii = True
+                else:
+                    for ch in members:
+                        add(ch, icase)
+            elif op is c.BRANCH:
+                for b in av[1]:
+                    walk(b, icase)
+            elif op is c.SUBPATTERN:
+                _group, add_flags, del_flags, p = av
+                ic = (icase or bool(add_flags & _re.IGNORECASE)) and not (del_flags & _re.IGNORECASE)
+                walk(p, ic)
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+                walk(av[2], icase)
+            elif op is getattr(c, "ATOMIC_GROUP", None):
+                walk(av, icase)
+            elif op is c.GROUPREF_EXISTS:
+                walk(av[1], icase)
+                if av[2]:
+                    walk(av[2], icase)
+            # ASSERT / ASSERT_NOT / AT / GROUPREF consume nothing new
+
+    parsed = _parser.parse(pattern, flags)
+    walk(parsed, bool(parsed.state.flags & _re.IGNORECASE))
+    return _Alphabet(chars, non_ascii)
+
+
+class _Detector:
+    __slots__ = ("rx", "alphabet", "width")
+
+    def __init__(self, rx, alphabet: _Alphabet, width: int):
+        self.rx, self.alphabet, self.width = rx, alphabet, width
+
+
+_RULE_DETECTORS: dict[int, tuple[object, list[_Detector]]] = {}
+_KNOWN_DETECTORS: dict[int, tuple[object, int, _Detector | None]] = {}
 _PARTIAL_LOCK = threading.Lock()
 
 
-def _partial_pattern(scanner: Scanner):
-    """One `regex` alternation of every rule and every known-secret form, for partial-match searches."""
+def _detectors(scanner: Scanner) -> list[_Detector]:
+    """Per-rule partial-match detectors (shared per rule set) plus one for the scanner's known secrets."""
+    import re as _re
+
     import regex
 
-    key = (id(scanner), scanner.known_version)
     with _PARTIAL_LOCK:
-        cached = _PARTIAL_CACHE.get(key)
-        if cached is not None and cached[0] is scanner:
-            return cached[1]
-        alts = []
-        for i, rule in enumerate(scanner.rules):
-            # group names must be unique across the alternation; partial matching needs no groups
-            pat = rule.pattern
-            for name in rule.regex.groupindex:
-                pat = pat.replace(f"(?P<{name}>", f"(?P<g{i}_{name}>").replace(f"(?P={name})", f"(?P=g{i}_{name})")
-            alts.append(f"(?a:{pat})")
-        import re as _re
-
-        for secret in scanner.known_secrets():
-            forms = sorted(known_mod.variants(secret), key=len, reverse=True)
-            alts.append("|".join(_re.escape(v) for v in forms))
-            sep = known_mod.separated_pattern(secret)
-            if sep:
-                alts.append(sep)
-        rx = regex.compile("|".join(f"(?:{a})" for a in alts), regex.VERSION0)
-        for k in [k for k in _PARTIAL_CACHE if k[0] == id(scanner)]:
-            del _PARTIAL_CACHE[k]
-        _PARTIAL_CACHE[key] = (scanner, rx)
-        return rx
+        entry = _RULE_DETECTORS.get(id(scanner.rules))
+        if entry is None or entry[0] is not scanner.rules:
+            dets = [
+                _Detector(regex.compile(r.pattern, regex.ASCII | regex.VERSION0), pattern_alphabet(r.pattern, _re.ASCII), r.max_width)
+                for r in scanner.rules
+            ]
+            entry = (scanner.rules, dets)
+            _RULE_DETECTORS[id(scanner.rules)] = entry
+        dets = entry[1]
+        kentry = _KNOWN_DETECTORS.get(id(scanner))
+        if kentry is None or kentry[0] is not scanner or kentry[1] != scanner.known_version:
+            kdet = None
+            secrets = scanner.known_secrets()
+            if secrets:
+                alts, alphabet, width = [], set(), 0
+                for secret in secrets:
+                    forms = sorted(known_mod.variants(secret), key=len, reverse=True)
+                    alts.append("|".join(_re.escape(v) for v in forms))
+                    for v in forms:
+                        alphabet.update(v)
+                    width = max(width, max(len(v) for v in forms))
+                    sep = known_mod.separated_pattern(secret)
+                    if sep:
+                        alts.append(sep)
+                        alphabet.update(" \t\n\r\f\v\x1b[;m0123456789")
+                        alphabet.update(known_mod.ZERO_WIDTH)
+                        width = max(width, known_mod.separated_max_width(secret))
+                ascii_part = {ch for ch in alphabet if ch < "\x80"}
+                kdet = _Detector(
+                    regex.compile("|".join(f"(?:{a})" for a in alts), regex.VERSION0),
+                    _Alphabet(ascii_part, len(ascii_part) < len(alphabet)),
+                    width,
+                )
+            kentry = (scanner, scanner.known_version, kdet)
+            _KNOWN_DETECTORS[id(scanner)] = kentry
+        return dets + ([kentry[2]] if kentry[2] is not None else [])
 
 
 def _partial_start(scanner: Scanner, buf: str, start: int) -> int:
     """Earliest index >= start where a match could begin and not be finished by the end of `buf`."""
-    rx = _partial_pattern(scanner)
     n = len(buf)
-    pos = start
-    while pos < n:
-        m = rx.search(buf, pos, partial=True)
-        if m is None:
-            return n
-        if m.partial or m.end() >= n - LOOKAROUND_MARGIN:
-            return m.start()
-        pos = m.start() + 1
-    return n
+    hold = n
+    cached = scanner.__dict__.get("_partial_detectors")
+    if cached is None or cached[0] != scanner.known_version:
+        cached = (scanner.known_version, _detectors(scanner))
+        scanner.__dict__["_partial_detectors"] = cached
+    rev = buf[::-1]
+    for det in cached[1]:
+        pos = det.alphabet.tail_start(rev, n, max(start, n - det.width))
+        while pos < hold:
+            m = det.rx.search(buf, pos, partial=True)
+            if m is None:
+                break
+            if m.partial or m.end() >= n - LOOKAROUND_MARGIN:
+                hold = min(hold, m.start())
+                break
+            pos = m.start() + 1
+    return hold

@@ -38,7 +38,7 @@ CHARSETS = {
     "upan": string.ascii_uppercase + string.digits,
 }
 
-_TEMPLATE = re.compile(r"\{\{(\w+):(\d+)\}\}")
+TEMPLATE_SLOT = re.compile(r"\{\{(\w+):(\d+)\}\}")
 
 
 class RuleError(ValueError):
@@ -104,7 +104,7 @@ def expand_template(template: str, rng: random.Random | None = None) -> str:
         chars = CHARSETS[m.group(1)]
         return "".join(rng.choice(chars) for _ in range(int(m.group(2))))
 
-    return _TEMPLATE.sub(fill, template)
+    return TEMPLATE_SLOT.sub(fill, template)
 
 
 def load_rules(text: str | None = None) -> tuple[Rule, ...]:

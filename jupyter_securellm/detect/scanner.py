@@ -6,7 +6,7 @@ import binascii
 import hashlib
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from . import filters
@@ -36,6 +36,8 @@ class Finding:
     end: int
     rule_id: str
     fingerprint: str
+    #: where the whole match begins (before `start` when a rule matches context such as `API_KEY = `)
+    match_start: int = field(default=-1, compare=False)
 
     def __repr__(self) -> str:
         return f"Finding({self.start}:{self.end} {self.rule_id} fp={self.fingerprint})"
@@ -152,23 +154,29 @@ class Scanner:
             return self._rule_backend, self._known_backend
 
     # -- scanning ------------------------------------------------------------------------------------
-    def scan(self, text: str | bytes, *, decode_depth: int = 0) -> list[Finding]:
-        """All findings in `text`, sorted by position, overlaps resolved (see `resolve_overlaps`)."""
+    def scan(self, text: str | bytes, *, decode_depth: int = 0, start: int = 0) -> list[Finding]:
+        """All findings in `text`, sorted by position, overlaps resolved (see `resolve_overlaps`).
+
+        With `start`, only matches beginning at or after it are reported, while lookbehinds still see
+        the text before it (the stream redactor passes already-emitted context this way).
+        """
         text = as_text(text)
         if not text:
             return []
         rule_backend, known_backend = self._ensure_backends()
-        found = self._rule_findings(text, rule_backend)
+        found = self._rule_findings(text, rule_backend, start)
         if self._secrets:
             fps = self._secret_fps
             found.extend(
-                Finding(s, e, known_mod.RULE_ID, fps[idx]) for s, e, idx in known_backend.matches(text)
+                Finding(s, e, known_mod.RULE_ID, fps[idx], s)
+                for s, e, idx in known_backend.matches(text)
+                if s >= start
             )
         if decode_depth > 0:
             found.extend(self._decoded_findings(text, decode_depth))
         return resolve_overlaps(found, self._priority)
 
-    def _rule_findings(self, text: str, backend) -> list[Finding]:
+    def _rule_findings(self, text: str, backend, start: int = 0) -> list[Finding]:
         n = len(text)
         out: list[Finding] = []
         rules = self.rules
@@ -179,7 +187,7 @@ class Scanner:
                 # A match ending in the last LOOKAROUND_MARGIN chars of a window may only exist because
                 # the window cut off its lookahead; a true match always ends before that.
                 limit = n if we == n else we - LOOKAROUND_MARGIN
-                pos = ws
+                pos = max(ws, start)
                 while pos <= we:
                     m = rx.search(text, pos, we)
                     if m is None:
@@ -190,7 +198,7 @@ class Scanner:
                     pos = m.end() if m.end() > m.start() else m.start() + 1
                     s, e = rule.secret_span(m)
                     if self._keep(rule, text, m, s, e):
-                        out.append(Finding(s, e, rule.id, fingerprint(text[s:e])))
+                        out.append(Finding(s, e, rule.id, fingerprint(text[s:e]), m.start()))
         return out
 
     @staticmethod
@@ -224,7 +232,7 @@ class Scanner:
             if not decoded:
                 continue
             for f in self.scan(decoded, decode_depth=depth - 1):
-                out.append(Finding(m.start(), m.end(), f.rule_id, f.fingerprint))
+                out.append(Finding(m.start(), m.end(), f.rule_id, f.fingerprint, m.start()))
         return out
 
 

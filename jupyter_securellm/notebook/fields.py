@@ -30,8 +30,13 @@ class NotebookError(ValueError):
 class Field:
     path: tuple  # JSON path from the notebook root
     cell: int | None  # index into nb["cells"], None for notebook-level fields
-    name: str  # path relative to the cell (or to the notebook), e.g. "outputs[0].text"
+    rel: tuple  # path relative to the cell (or to the notebook)
     value: object  # str, or list of str for a multiline string
+
+    @property
+    def name(self) -> str:
+        """The relative path as text, e.g. 'outputs[0].text' (built only for fields with findings)."""
+        return format_path(self.rel)
 
     @property
     def text(self) -> str:
@@ -125,7 +130,7 @@ def iter_fields(nb):
             if key in _CELL_SKIP:
                 continue
             if key == "source":
-                yield Field(base + ("source",), ci, "source", value)
+                yield Field(base + ("source",), ci, ("source",), value)
             elif key == "outputs" and isinstance(value, list):
                 for oi, out in enumerate(value):
                     yield from _output_fields(out, base + ("outputs", oi), ci, ("outputs", oi))
@@ -150,7 +155,7 @@ def _output_fields(out, path, ci, rel):
         if key in _OUTPUT_SKIP:
             continue
         if key == "text" and _is_multiline(value):
-            yield Field(path + ("text",), ci, format_path(rel + ("text",)), value)
+            yield Field(path + ("text",), ci, rel + ("text",), value)
         elif key == "data" and isinstance(value, dict):
             yield from _bundle_fields(value, path + ("data",), ci, rel + ("data",))
         else:
@@ -162,7 +167,7 @@ def _bundle_fields(bundle, path, ci, rel):
         if is_binary_mime(mime):
             continue
         if _is_multiline(value):
-            yield Field(path + (mime,), ci, format_path(rel + (mime,)), value)
+            yield Field(path + (mime,), ci, rel + (mime,), value)
         else:  # application/json and other +json types hold JSON values
             yield from _generic(value, path + (mime,), ci, rel + (mime,))
 
@@ -170,7 +175,7 @@ def _bundle_fields(bundle, path, ci, rel):
 def _generic(value, path, ci, rel):
     if isinstance(value, str):
         if value:
-            yield Field(path, ci, format_path(rel), value)
+            yield Field(path, ci, rel, value)
     elif isinstance(value, dict):
         for k, v in value.items():
             yield from _generic(v, path + (k,), ci, rel + (k,))

@@ -427,3 +427,52 @@ class OpenBao:
 
     def create_namespace(self, name: str) -> None:
         self.client().adapter.post(f"/v1/sys/namespaces/{name}")
+
+
+def main(argv=None) -> int:
+    """``python -m jupyter_securellm.testing.openbao --dir D``: a local OpenBao for demos.
+
+    Starts the server (state in D, reused on the next run), enables KV v2 at ``secret/`` and
+    writes ``D/openbao.json`` with the URL plus ``D/root-token`` and ``D/unseal-key`` (mode 0600;
+    never printed). Runs until Ctrl-C / SIGTERM.
+    """
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Local OpenBao server for jupyter-securellm demos and tests.")
+    ap.add_argument("--dir", required=True, help="state directory (created if missing)")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--audit-log", default=None)
+    args = ap.parse_args(argv)
+    d = Path(args.dir)
+    d.mkdir(parents=True, exist_ok=True)
+    token_file, key_file = d / "root-token", d / "unseal-key"
+    info_file = d / "openbao.json"
+    bao = OpenBao(d / "server", port=args.port or None, audit_log=args.audit_log)
+    if token_file.exists() and key_file.exists() and info_file.exists():
+        bao.root_token, bao.unseal_key = token_file.read_text().strip(), key_file.read_text().strip()
+        bao.port = json.loads(info_file.read_text())["port"] if not args.port else args.port
+        bao.cluster_port = json.loads(info_file.read_text()).get("cluster_port", bao.cluster_port)
+    bao.start()
+    bao.enable_kv("secret")
+    for path, value in ((token_file, bao.root_token), (key_file, bao.unseal_key)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+    info_file.write_text(json.dumps({"url": bao.url, "port": bao.port, "cluster_port": bao.cluster_port,
+                                     "root_token_file": str(token_file)}) + "\n")
+    print(f"OpenBao listening on {bao.url} (root token in {token_file})", flush=True)
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bao.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -19,6 +19,8 @@ last user message (``[[provider:429]]``, ``[[provider:500]]``, ``[[provider:slow
   misbehaving provider or proxy might, to test that the broker redacts answers;
 - ``chunk_chars`` (marker ``chars=N``): stream N characters per chunk instead of one word, so a
   leaked key is split across chunks (tests the streaming redactor).
+Note: litellm (the openai SDK) retries 429 and 5xx twice by default, so ``fail_count=1`` lets the
+retry succeed and a permanent ``fail_status`` shows up as three recorded requests.
 Every request is recorded in ``requests`` (method, path, lower-cased headers with the
 Authorization value replaced by ``<redacted>``, parsed body, whether the key matched), so a test can also assert that a host received nothing.
 

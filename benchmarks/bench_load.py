@@ -66,8 +66,10 @@ def make_venv(where: Path, requirement: str) -> Path:
     base = getattr(sys, "_base_executable", sys.executable)
     print(f"  creating {where} and installing {requirement!r} (this takes a while) ...", flush=True)
     subprocess.run([base, "-m", "venv", str(where)], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "ipython",
-                    requirement], check=True)
+    constraints = where / "constraints.txt"
+    constraints.write_text("litellm!=1.82.7,!=1.82.8\n")  # the two malicious uploads (March 2026)
+    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-c",
+                    str(constraints), "ipython", requirement], check=True)
     return py
 
 

@@ -447,6 +447,10 @@ def main(argv=None) -> int:
     d.mkdir(parents=True, exist_ok=True)
     token_file, key_file = d / "root-token", d / "unseal-key"
     info_file = d / "openbao.json"
+    import threading
+
+    stop = threading.Event()  # handler first: a SIGTERM right after start must still stop bao
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     bao = OpenBao(d / "server", port=args.port or None, audit_log=args.audit_log)
     if token_file.exists() and key_file.exists() and info_file.exists():
         bao.root_token, bao.unseal_key = token_file.read_text().strip(), key_file.read_text().strip()
@@ -461,10 +465,6 @@ def main(argv=None) -> int:
     info_file.write_text(json.dumps({"url": bao.url, "port": bao.port, "cluster_port": bao.cluster_port,
                                      "root_token_file": str(token_file)}) + "\n")
     print(f"OpenBao listening on {bao.url} (root token in {token_file})", flush=True)
-    import threading
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         stop.wait()
     except KeyboardInterrupt:

@@ -12,7 +12,10 @@ def test_openbao_cli_keeps_state_across_runs(tmp_path):
         p = subprocess.Popen([sys.executable, "-m", "jupyter_securellm.testing.openbao", "--dir", str(tmp_path)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         line = p.stdout.readline()
-        assert "OpenBao listening on http://127.0.0.1:" in line, line
+        if "OpenBao listening on http://127.0.0.1:" not in line:
+            p.terminate()
+            p.wait(timeout=20)
+            raise AssertionError(f"OpenBao CLI did not start: {line!r}")
         return p
 
     p = run()

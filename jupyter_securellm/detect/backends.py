@@ -197,9 +197,10 @@ class HyperscanKnownMatcher:
             if text.startswith(variant, start):
                 out.append((start, to, idx))
         n = len(text)
+        prefix_width = known_mod.separated_max_width("x" * known_mod.HS_SEPARATED_PREFIX)
         for k, ends in sep_hits.items():
             rx, width, idx = self._separated[k]
-            for ws, we in merge_windows(ends, width, 0, n):
+            for ws, we in merge_windows(ends, prefix_width, width, n):
                 out.extend((m.start(), m.end(), idx) for m in rx.finditer(text, ws, we))
         return out
 

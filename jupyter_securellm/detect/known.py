@@ -79,11 +79,16 @@ def hs_literal(value: str) -> bytes:
     return b"".join(b"\\x%02x" % (ord(c) if ord(c) < 128 else 0x80) for c in value)
 
 
+#: Hyperscan prefilters separated forms by their first characters only: a shorter automaton scans much
+#: faster, and the exact Python pattern then checks the window after each hit.
+HS_SEPARATED_PREFIX = 10
+
+
 def hs_separated(secret: str) -> bytes | None:
     if len(secret) < MIN_SEPARATED_LENGTH:
         return None
     sep = HS_SEPARATOR + b"{0,%d}" % SEPARATOR_REPEAT
-    return sep.join(hs_literal(c) for c in secret)
+    return sep.join(hs_literal(c) for c in secret[:HS_SEPARATED_PREFIX])
 
 
 def separated_max_width(secret: str) -> int:

@@ -64,8 +64,20 @@ _BACKEND_CACHE: dict[tuple[str, int], object] = {}
 _BACKEND_LOCK = threading.Lock()
 
 
+class _NoRules:
+    """A Scanner with an empty rule set (known secrets only) needs no prefilter at all."""
+
+    name = "none"
+
+    @staticmethod
+    def rule_hits(_text: str) -> dict:
+        return {}
+
+
 def _shared_backend(kind: str, rules: tuple[Rule, ...]):
     """Rule databases are immutable: build each once per process and share it between Scanners."""
+    if not rules:
+        return _NoRules()
     key = (kind, id(rules))
     with _BACKEND_LOCK:
         be = _BACKEND_CACHE.get(key)

@@ -199,3 +199,23 @@ def test_quickstart_runs_top_to_bottom_and_saves_clean(server_kernel, demo_stack
     db.close()
     assert "secrets.get" in rows
     assert_absent(rows, demo_stack.db_password, "the history database")
+
+
+def test_status_panel_and_chat_widget(server_kernel, demo_stack, assert_absent):
+    k = server_kernel()
+    k.run("%load_ext jupyter_securellm\n%config SecureLLMMagics.default_model = 'demo'")
+    msgs = k.run("%llm status")
+    opened = [m for m in msgs if m["msg_type"] == "comm_open"]
+    state = json.dumps([m["content"]["data"] for m in opened])
+    assert "SecureLLM status" in state and "approle" in state and "reachable" in state and "demo" in state
+    k.run("pw = __import__('jupyter_securellm').secrets.get('db/warehouse', 'password')")
+    msgs = k.run("from jupyter_securellm.kernel import extension, widgets\n"
+                 "box = widgets.ChatBox(extension._LAST_MAGICS, 'w')\n"
+                 "display(box.widget)\n"
+                 "box.ask('hello widget')\n"
+                 "box.ask('my password is ' + pw.reveal())\n"  # refused before sending: a secret
+                 "print(box.transcript.value.count('echo: hello widget'), 'looks like a secret' in box.status.value)")
+    assert k.stream_text(msgs).split() == ["1", "True"]
+    updates = [m for m in msgs if m["msg_type"] == "comm_msg"]
+    assert any("echo: hello" in json.dumps(m["content"]["data"]) for m in updates)  # streamed into the widget
+    assert_absent(k.text(k.all_messages), demo_stack.db_password, "widget state")

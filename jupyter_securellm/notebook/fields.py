@@ -41,7 +41,13 @@ class Field:
     @property
     def text(self) -> str:
         v = self.value
-        return v if isinstance(v, str) else "".join(v)
+        if isinstance(v, str):
+            return v
+        try:
+            return "".join(v)
+        except TypeError:
+            where = f"cells[{self.cell}].{self.name}" if self.cell is not None else self.name
+            raise NotebookError(f"{where} is not a string or an array of strings") from None
 
 
 def is_binary_mime(mime: str) -> bool:
@@ -61,7 +67,12 @@ def format_path(parts) -> str:
 
 
 def _is_multiline(value) -> bool:
-    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(s, str) for s in value))
+    """A string or an array (of strings: checked when joined, so large outputs are walked once)."""
+    return isinstance(value, (str, list))
+
+
+def _is_json_mime(mime: str) -> bool:
+    return mime == "application/json" or mime.endswith("+json")
 
 
 def check_notebook(nb) -> None:
@@ -116,7 +127,7 @@ def check_notebook(nb) -> None:
                     raise NotebookError(f"{owhere}: missing or malformed 'text' in a stream output")
             elif otype == "error":
                 tb = out.get("traceback")
-                if not isinstance(tb, list) or not all(isinstance(s, str) for s in tb):
+                if not isinstance(tb, list):
                     raise NotebookError(f"{owhere}: missing or malformed 'traceback' in an error output")
             elif not isinstance(out.get("data"), dict):
                 raise NotebookError(f"{owhere}: missing or non-object 'data' in a {otype} output")
@@ -166,7 +177,7 @@ def _bundle_fields(bundle, path, ci, rel):
     for mime, value in bundle.items():
         if is_binary_mime(mime):
             continue
-        if _is_multiline(value):
+        if _is_multiline(value) and not _is_json_mime(mime):
             yield Field(path + (mime,), ci, rel + (mime,), value)
         else:  # application/json and other +json types hold JSON values
             yield from _generic(value, path + (mime,), ci, rel + (mime,))

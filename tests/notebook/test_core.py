@@ -214,3 +214,24 @@ def test_random_notebooks_scrub_clean_and_idempotent(engine, case):
         if f.line == f.end_line:
             raw = lines[f.line - 1][f.column - 1 : f.end_column - 1]
             assert json.loads(f'"{raw}"') in planted
+
+
+@pytest.mark.parametrize("where,value", [("source", ["ok\n", 3]), ("text", ["a", None])])
+def test_non_string_lines_are_reported(engine, where, value):
+    cell = {"cell_type": "code", "metadata": {}, "source": "", "outputs": [{"output_type": "stream", "name": "stdout", "text": ""}]}
+    if where == "source":
+        cell["source"] = value
+    else:
+        cell["outputs"][0]["text"] = value
+    text = json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [cell]})
+    with pytest.raises(NotebookError, match="is not a string or an array of strings"):
+        process_notebook(text, "x.ipynb", engine)
+
+
+def test_json_mime_arrays_are_walked_not_joined(kit, engine):
+    key = kit.secret("github-token", 42)
+    nb = new_notebook()
+    nb.cells = [new_code_cell("x", outputs=[new_output("display_data", data={"application/vnd.custom+json": [1, {"t": key}]})])]
+    result = process_notebook(_nb_text(nb), "j.ipynb", engine, scrub=True)
+    assert [f.field for f in result.findings] == ['outputs[0].data["application/vnd.custom+json"][1].t']
+    assert key not in result.new_text

@@ -53,7 +53,10 @@ def attributes_file(scope: str, attrfile: str | None = None, cwd=None) -> str:
     if attrfile:
         return os.path.abspath(os.path.expanduser(attrfile))
     if scope == "local":
-        return os.path.join(git_dir(cwd), "info", "attributes")
+        git_dir(cwd)  # a clear error outside a repository
+        # --git-path resolves to the common dir in a linked worktree, where git reads info/attributes
+        rel = _run(["rev-parse", "--git-path", "info/attributes"], cwd=cwd).stdout.strip()
+        return os.path.abspath(os.path.join(cwd or os.getcwd(), rel))
     proc = _run(["config", *_scope_args(scope), "core.attributesFile"], cwd=cwd, check=False)
     if proc.returncode == 0 and proc.stdout.strip():
         return os.path.abspath(os.path.expanduser(proc.stdout.strip()))

@@ -157,3 +157,18 @@ def test_clean_filter_is_byte_stable_for_clean_notebooks(kit, repo, git_env):
     (repo / "clean.ipynb").write_text(text, encoding="utf-8")
     git(repo, git_env, "add", "clean.ipynb")
     assert git(repo, git_env, "show", ":clean.ipynb").stdout == text
+
+
+def test_linked_worktree_uses_the_common_attributes(kit, repo, git_env, tmp_path):
+    (repo / "README").write_text("x\n")
+    git(repo, git_env, "add", "README")
+    git(repo, git_env, "commit", "-q", "-m", "init")
+    wt = tmp_path / "wt"
+    git(repo, git_env, "worktree", "add", "-q", str(wt))
+    assert kit.run_cli("install", cwd=wt, env=git_env).returncode == 0
+    assert "filter=securellm" in (repo / ".git" / "info" / "attributes").read_text()
+    text, keys = _notebook(kit, 26)
+    (wt / "w.ipynb").write_text(text, encoding="utf-8")
+    git(wt, git_env, "add", "w.ipynb")
+    assert all(k not in git(wt, git_env, "show", ":w.ipynb").stdout for k in keys)
+    assert kit.run_cli("status", cwd=wt, env=git_env).returncode == 0

@@ -91,7 +91,11 @@ def check_writable(path: str) -> None:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` through a temporary file in the same directory (mode kept)."""
+    """Replace ``path`` with ``data`` through a temporary file in the same directory (mode kept).
+
+    A symlink is followed: its target is rewritten and the link stays a link.
+    """
+    path = os.path.realpath(path)
     st = os.stat(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".securellm-", dir=directory)

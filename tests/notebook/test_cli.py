@@ -311,3 +311,11 @@ def test_200mb_notebook(kit, tmp_path):
     assert proc.returncode == EXIT_FINDINGS, proc.stderr
     (f,) = json.loads(proc.stdout)["findings"]
     assert f["line"] == 13 + n and f["field"] == "outputs[0].text" and f["column"] == 12
+
+
+def test_scrub_through_a_symlink_keeps_the_link(kit, leaky, tmp_path):
+    path, keys = leaky
+    link = tmp_path / "link.ipynb"
+    link.symlink_to(path)
+    assert kit.run_cli("scrub", link).returncode == EXIT_CLEAN
+    assert link.is_symlink() and all(k not in path.read_text() for k in keys)

@@ -14,7 +14,7 @@ import time
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Dict, Enum, Float, Int, List, Unicode
+from traitlets import Dict, Enum, Float, Int, List, Unicode, observe
 
 from .client import SecureLLMError
 
@@ -59,6 +59,11 @@ class SecureLLMMagics(Magics):
         self._models_cache: list[str] | None = None
 
     # ------------------------------------------------------------ backend
+    @observe("mode", "timeout", "vault_url", "vault_token_path", "vault_kv_mount", "vault_namespace", "models")
+    def _backend_config_changed(self, _change):
+        self._backend = None  # rebuilt on next use with the new settings
+        self._models_cache = None
+
     @property
     def backend(self):
         if self._backend is None:

@@ -135,7 +135,7 @@ class SecureLLMMagics(Magics):
                 if args.model is not None or len(words) > 1:
                     raise UsageError("%%llm takes at most one positional word, the model alias; the prompt is the cell body.")
                 args.model = words[0]
-            prompt = cell
+            prompt = cell.rstrip()
         if not prompt.strip():
             raise UsageError("The prompt is empty.")
         return self._ask(args, prompt)

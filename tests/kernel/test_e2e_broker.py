@@ -77,6 +77,11 @@ def test_formats_output_variable_and_chat_history(server_kernel, demo_stack):
     assert len(demo_stack.provider.requests[-1].body["messages"]) == 1
     k.run("%llm demo a line magic question")
     assert demo_stack.provider.requests[-1].body["messages"][-1]["content"] == "a line magic question"
+    # no IPython $var / {var} expansion of prompts (no_var_expand), no format_map of the namespace
+    k.run("topic = 'EXPANDED'\n%llm demo what's $HOME and {topic} and {os.environ}?")
+    assert demo_stack.provider.requests[-1].body["messages"][-1]["content"] == "what's $HOME and {topic} and {os.environ}?"
+    k.run("%%llm --vars\nexplain {topic}, not {topic.lower}")
+    assert demo_stack.provider.requests[-1].body["messages"][-1]["content"] == "explain EXPANDED, not {topic.lower}"
 
 
 def test_errors_are_one_clear_sentence(server_kernel, demo_stack, fake_key, tmp_path):

@@ -6,8 +6,10 @@ order, indentation, cell ids and the nbformat minor version survive, and a secon
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from .allowlist import has_pragma, pragma_allows
@@ -20,6 +22,7 @@ __all__ = [
     "FileResult",
     "FieldHit",
     "NotebookError",
+    "ScanCache",
     "process_notebook",
     "process_text",
     "scrub_notebook_model",
@@ -87,15 +90,58 @@ class FieldHit:
 # --------------------------------------------------------------------------------------------- scanning
 
 
-def _scan_texts(texts, engine) -> list:
+class ScanCache:
+    """Findings of texts already scanned, keyed by a digest of the text and the engine's version.
+
+    The save hook keeps one: an autosave rewrites the whole notebook but usually changes one cell, so
+    only changed fields are scanned again. The key includes the engine's known-secret version, so a
+    secret newly read from Vault invalidates everything. Digests, not texts, are kept.
+    """
+
+    def __init__(self, max_entries: int = 50_000):
+        self.max_entries = max_entries
+        self._data: OrderedDict = OrderedDict()
+
+    @staticmethod
+    def key(text: str, version) -> tuple:
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        return version, len(text), digest
+
+    def get(self, key):
+        hits = self._data.get(key)
+        if hits is not None:
+            self._data.move_to_end(key)
+        return hits
+
+    def put(self, key, hits) -> None:
+        self._data[key] = hits
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def __len__(self):
+        return len(self._data)
+
+
+def _scan_texts(texts, engine, cache: ScanCache | None = None) -> list:
     """Hits for each text (same order), scanning many small texts in one engine call."""
     results = [[] for _ in texts]
-    batch: list = []  # indices
-    size = 0
+    keys = {}  # index -> cache key, for texts to scan and remember
+    if cache is not None:
+        version = engine.version()
+        for i, t in enumerate(texts):
+            if t:
+                key = ScanCache.key(t, version)
+                cached = cache.get(key)
+                if cached is None:
+                    keys[i] = key
+                else:
+                    results[i] = list(cached)
+        todo = list(keys)
+    else:
+        todo = [i for i, t in enumerate(texts) if t]
 
-    def flush():
-        if not batch:
-            return
+    def flush(batch):
         if len(batch) == 1:
             results[batch[0]] = engine.scan(texts[batch[0]])
             return
@@ -115,15 +161,18 @@ def _scan_texts(texts, engine) -> list:
             if e > s:
                 results[batch[k]].append(Hit(s, e, h.rule_id, h.fingerprint))
 
-    for i, t in enumerate(texts):
-        if not t:
-            continue
-        if size + len(t) > _BATCH_CHARS and batch:
-            flush()
+    batch, size = [], 0
+    for i in todo:
+        n = len(texts[i])
+        if batch and size + n > _BATCH_CHARS:
+            flush(batch)
             batch, size = [], 0
         batch.append(i)
-        size += len(t) + len(_SEP)
-    flush()
+        size += n + len(_SEP)
+    if batch:
+        flush(batch)
+    for i, key in keys.items():
+        cache.put(key, tuple(results[i]))
     return results
 
 
@@ -187,9 +236,9 @@ def process_text(text: str, path: str, engine, baseline=None, scrub: bool = Fals
     return result
 
 
-def scrub_text(text: str, engine, baseline=None) -> tuple:
+def scrub_text(text: str, engine, baseline=None, cache: ScanCache | None = None) -> tuple:
     """(scrubbed text, hits kept) for an in-memory text; the text is returned as is when clean."""
-    hits = _keep(engine.scan(text), text, baseline, [0])
+    hits = _keep(_scan_texts([text], engine, cache)[0], text, baseline, [0])
     if not hits:
         return text, []
     return _redact(text, _merge(hits), engine), sorted(hits)
@@ -225,9 +274,9 @@ def load_notebook(text: str):
     return nb, start
 
 
-def _field_hits(fields, engine, baseline, counter) -> list:
+def _field_hits(fields, engine, baseline, counter, cache=None) -> list:
     texts = [f.text for f in fields]
-    all_hits = _scan_texts(texts, engine)
+    all_hits = _scan_texts(texts, engine, cache)
     return [_keep(h, t, baseline, counter) for h, t in zip(all_hits, texts)]
 
 
@@ -347,7 +396,7 @@ def process_notebook(text: str, path: str, engine, baseline=None, scrub: bool = 
     return result
 
 
-def scrub_notebook_model(nb: dict, engine, baseline=None, redact: bool = True) -> list:
+def scrub_notebook_model(nb: dict, engine, baseline=None, redact: bool = True, cache: ScanCache | None = None) -> list:
     """Scrub an in-memory notebook (a contents-API model's ``content``) in place.
 
     Returns the FieldHits found (after allowlisting). With ``redact=False`` nothing is changed, for
@@ -355,7 +404,7 @@ def scrub_notebook_model(nb: dict, engine, baseline=None, redact: bool = True) -
     """
     check_notebook(nb)
     fields = list(iter_fields(nb))
-    per_field = _field_hits(fields, engine, baseline, [0])
+    per_field = _field_hits(fields, engine, baseline, [0], cache)
     found = []
     for fld, hits in zip(fields, per_field):
         if not hits:

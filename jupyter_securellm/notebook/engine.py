@@ -48,6 +48,11 @@ class Engine:
             placeholder = getattr(detector, "placeholder", None)
         self.placeholder_template = placeholder if isinstance(placeholder, str) else DEFAULT_PLACEHOLDER
 
+    def version(self):
+        """Changes whenever the detector learns a new known secret (cached findings are then stale)."""
+        scanner = getattr(self.detector, "scanner", self.detector)
+        return getattr(scanner, "known_version", None)
+
     def scan(self, text: str) -> list:
         hits = []
         for f in self._scan(text, **self._kwargs):

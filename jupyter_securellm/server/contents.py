@@ -23,7 +23,7 @@ import os
 from tornado.web import HTTPError
 
 from ..notebook.allowlist import Baseline, BaselineError, find_default_baseline
-from ..notebook.core import FieldHit, scrub_notebook_model, scrub_text
+from ..notebook.core import FieldHit, ScanCache, scrub_notebook_model, scrub_text
 from ..notebook.engine import Engine
 from ..notebook.fields import NotebookError
 
@@ -63,6 +63,7 @@ class SaveHook:
         self.extension = extension
         self.log = extension.log
         self.engine = Engine(redactor)
+        self.cache = ScanCache()  # autosaves rewrite whole notebooks; only changed fields are rescanned
 
     @property
     def mode(self) -> str:
@@ -114,7 +115,8 @@ class SaveHook:
 
     def _notebook(self, model, path, contents_manager) -> list:
         baseline = self._baseline(path, contents_manager)
-        return scrub_notebook_model(model["content"], self.engine, baseline, redact=self.mode == "redact")
+        return scrub_notebook_model(model["content"], self.engine, baseline, redact=self.mode == "redact",
+                                    cache=self.cache)
 
     def _file(self, model, path, contents_manager) -> list:
         fmt = model.get("format") or "text"
@@ -127,7 +129,7 @@ class SaveHook:
         elif fmt != "text" or not isinstance(content, str):
             return []
         baseline = self._baseline(path, contents_manager)
-        new, hits = scrub_text(content, self.engine, baseline)
+        new, hits = scrub_text(content, self.engine, baseline, cache=self.cache)
         if hits and self.mode == "redact":
             model["content"] = base64.b64encode(new.encode("utf-8")).decode("ascii") if fmt == "base64" else new
         return [FieldHit(None, "", content.count("\n", 0, h.start) + 1, h.rule_id, h.fingerprint) for h in hits]

@@ -235,3 +235,29 @@ def test_json_mime_arrays_are_walked_not_joined(kit, engine):
     result = process_notebook(_nb_text(nb), "j.ipynb", engine, scrub=True)
     assert [f.field for f in result.findings] == ['outputs[0].data["application/vnd.custom+json"][1].t']
     assert key not in result.new_text
+
+
+def test_scan_cache_skips_unchanged_fields_and_follows_known_secrets(kit):
+    from jupyter_securellm.detect import Redactor
+    from jupyter_securellm.notebook import Engine
+    from jupyter_securellm.notebook.core import ScanCache
+
+    redactor = Redactor()
+    engine = Engine(redactor)
+    calls = []
+    real_scan = engine.scan
+    engine.scan = lambda text: calls.append(len(text)) or real_scan(text)
+    cache = ScanCache()
+    value = "v4lue-" + kit.secret("groq-api-key", 43)[4:20]
+    nb = new_notebook()
+    nb.cells = [new_code_cell(f"x = '{value}'", outputs=[new_output("stream", text="log\n" * 100)])]
+    assert scrub_notebook_model(nb, engine, cache=cache) == []
+    first = len(calls)
+    assert first >= 1 and len(cache) == 2
+    assert scrub_notebook_model(nb, engine, cache=cache) == [] and len(calls) == first  # all from the cache
+    nb.cells[0].source += "\ny = 2"
+    scrub_notebook_model(nb, engine, cache=cache)
+    assert len(calls) == first + 1 and calls[-1] == len(nb.cells[0].source)  # only the changed field
+    redactor.add_secret(value)  # e.g. read from Vault: every cached verdict is stale now
+    (hit,) = scrub_notebook_model(nb, engine, cache=cache)
+    assert hit.rule_id == "known-secret" and value not in nb.cells[0].source

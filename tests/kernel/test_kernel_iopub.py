@@ -160,3 +160,26 @@ def test_saved_notebook_holds_no_secret(secret_files, tmp_path, monkeypatch, ass
     assert '"output_type": "error"' in text
     for value in (fake_key, random_secret):
         assert_absent(text, value, "the saved notebook")
+
+
+def test_unload_in_a_kernel_removes_every_hook(kernel_factory):
+    kernel = kernel_factory()
+    probe = textwrap.dedent("""
+        import sys, os, logging, comm.base_comm as cb
+        ip = get_ipython()
+        state = (
+            '_flush_buffers' in vars(sys.stdout), '_flush_buffers' in vars(sys.stderr),
+            'send' in vars(ip.kernel.session), 'format' in vars(ip.display_formatter),
+            'publish' in vars(ip.display_pub), '_showtraceback' in vars(ip), 'transform_cell' in vars(ip),
+            'store_inputs' in vars(ip.history_manager), cb.BaseComm.send.__name__, cb.BaseComm.send.__module__,
+            os.putenv.__module__, logging.getLogRecordFactory().__module__, 'llm' in ip.magics_manager.magics['cell'],
+        )
+        print(state)
+    """)
+    before = kernel.stream_text(kernel.run(probe))
+    kernel.run("%load_ext jupyter_securellm")
+    loaded = kernel.stream_text(kernel.run(probe))
+    kernel.run("%unload_ext jupyter_securellm")
+    after = kernel.stream_text(kernel.run(probe))
+    assert loaded != before and loaded.count("True") >= 9
+    assert after == before

@@ -115,9 +115,10 @@ def uninstall(scope: str = "local", attrfile: str | None = None, cwd=None) -> li
     if scope == "local":
         git_dir(cwd)
     cfg = ["config", *_scope_args(scope)]
-    _run([*cfg, "--remove-section", f"filter.{FILTER}"], cwd=cwd, check=False)
-    _run([*cfg, "--remove-section", f"diff.{FILTER}"], cwd=cwd, check=False)
-    messages = [f"filter.{FILTER} and diff.{FILTER} removed from the {scope} git config"]
+    removed = [section for section in (f"filter.{FILTER}", f"diff.{FILTER}")
+               if _run([*cfg, "--remove-section", section], cwd=cwd, check=False).returncode == 0]
+    messages = [f"removed from the {scope} git config: {', '.join(removed)}" if removed
+                else f"nothing to remove from the {scope} git config"]
     path = attributes_file(scope, attrfile, cwd)
     lines = _read_lines(path)
     kept, changed = [], False

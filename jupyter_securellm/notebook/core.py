@@ -280,6 +280,13 @@ def _field_hits(fields, engine, baseline, counter, cache=None) -> list:
     return [_keep(h, t, baseline, counter) for h, t in zip(all_hits, texts)]
 
 
+def _safe_name(fld: Field, engine) -> str:
+    """The field's path for reports; a JSON key that is itself a secret is shown redacted."""
+    name = fld.name
+    hits = engine.scan(name)
+    return _redact(name, _merge(hits), engine) if hits else name
+
+
 def _segments(value) -> list:
     return [value] if isinstance(value, str) else value
 
@@ -344,7 +351,7 @@ def process_notebook(text: str, path: str, engine, baseline=None, scrub: bool = 
         segs = _segments(fld.value)
         tokens = spans[fld.path]
         if len(tokens) != len(segs):
-            raise NotebookError(f"cannot map findings to the file: {fld.name} has duplicate keys")
+            raise NotebookError(f"cannot map findings to the file: {_safe_name(fld, engine)} has duplicate keys")
         starts = _seg_starts(segs)
         wanted = {}  # segment -> [(slot, offset in segment)]
         for h in hits:
@@ -360,7 +367,7 @@ def process_notebook(text: str, path: str, engine, baseline=None, scrub: bool = 
                 raw[slot] = r
     pos = line_columns(text, raw)
     findings = [
-        Finding(path, *pos[2 * i], *pos[2 * i + 1], h.rule_id, h.fingerprint, fld.cell, fld.name)
+        Finding(path, *pos[2 * i], *pos[2 * i + 1], h.rule_id, h.fingerprint, fld.cell, _safe_name(fld, engine))
         for i, (fld, h) in enumerate(meta)
     ]
     findings.sort(key=lambda f: (f.line, f.column, f.end_line, f.end_column, f.rule_id))
@@ -411,7 +418,8 @@ def scrub_notebook_model(nb: dict, engine, baseline=None, redact: bool = True, c
             continue
         text = fld.text
         for h in sorted(hits):
-            found.append(FieldHit(fld.cell, fld.name, text.count("\n", 0, h.start) + 1, h.rule_id, h.fingerprint))
+            found.append(FieldHit(fld.cell, _safe_name(fld, engine), text.count("\n", 0, h.start) + 1, h.rule_id,
+                                  h.fingerprint))
         if not redact:
             continue
         merged = _merge(hits)

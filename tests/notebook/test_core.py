@@ -261,3 +261,11 @@ def test_scan_cache_skips_unchanged_fields_and_follows_known_secrets(kit):
     redactor.add_secret(value)  # e.g. read from Vault: every cached verdict is stale now
     (hit,) = scrub_notebook_model(nb, engine, cache=cache)
     assert hit.rule_id == "known-secret" and value not in nb.cells[0].source
+
+
+def test_a_key_used_as_a_json_key_is_not_printed_in_the_field_path(kit, engine):
+    key = kit.secret("github-token", 44)
+    nb = new_notebook()
+    nb.metadata["tokens"] = {key: f"value {key}"}
+    (f,) = process_notebook(_nb_text(nb), "k.ipynb", engine).findings
+    assert key not in f.field and f.field == "metadata.tokens.[REDACTED:github-token]"

@@ -351,7 +351,7 @@ class SecureLLM(ExtensionApp):
     async def stop_extension(self):
         broker = getattr(self, "broker", None)
         if broker is not None:
-            broker.close()
+            await broker.aclose()
         close = getattr(getattr(self, "vault", None), "close", None)
         if close is not None:
             close()

@@ -135,6 +135,18 @@ class Broker:
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
+    async def aclose(self) -> None:
+        """Stop litellm's loop-bound logging worker, so no coroutine outlives the server's loop."""
+        if _litellm is not None:
+            try:
+                from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+                await GLOBAL_LOGGING_WORKER.stop(discard_pending=True, timeout=2)
+            except Exception as exc:  # noqa: BLE001 - best effort at shutdown
+                if self.log:
+                    self.log.debug("SecureLLM: litellm logging worker stop: %s", type(exc).__name__)
+        self.close()
+
     # -- validation ---------------------------------------------------------------------------
     def validate(self, body: Any) -> tuple[dict, dict]:
         """Check a chat/completions body; return (model config, litellm params)."""
@@ -306,8 +318,13 @@ class Broker:
         litellm = _litellm
         redactors: dict[int, Any] = {}
         last = None
+        it = resp.__aiter__()
         try:
-            async for chunk in resp:
+            while True:
+                try:  # an idle stream (slow provider) ends with a timeout error event
+                    chunk = await asyncio.wait_for(it.__anext__(), self.request_timeout)
+                except StopAsyncIteration:
+                    break
                 d = chunk.model_dump()
                 last = d
                 for choice in d.get("choices") or []:

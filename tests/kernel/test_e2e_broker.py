@@ -100,6 +100,16 @@ def test_errors_are_one_clear_sentence(server_kernel, demo_stack, fake_key, tmp_
         assert len(tb) == 1 and tb[0].startswith("SecureLLM (") and "File " not in tb[0], tb
         if word:
             assert word in tb[0].lower()
+    # an error after streaming began: the partial answer stays, then one sentence
+    msgs = k.run("%%llm -m demo\n[[provider:break=2]] alpha beta gamma delta", allow_error=True)
+    tb = _errors(msgs)[0]["content"]["traceback"]
+    assert len(tb) == 1 and tb[0].startswith("SecureLLM (")
+    assert "echo:" in json.dumps(_bundles(msgs))
+    # the kernel gives up on a silent broker after SecureLLMMagics.timeout seconds
+    k.run("%config SecureLLMMagics.timeout = 0.5")
+    msgs = k.run("%%llm -m demo\n[[provider:slow=2]] a b", allow_error=True)
+    assert "SecureLLM (timeout)" in _errors(msgs)[0]["content"]["traceback"][0]
+    k.run("%config SecureLLMMagics.timeout = 120")
     before = len(demo_stack.provider.requests)
     (tmp_path / "leak.txt").write_text(fake_key)
     k.run(f"leaky = open({str(tmp_path / 'leak.txt')!r}).read()")

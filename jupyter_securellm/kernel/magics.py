@@ -89,9 +89,9 @@ class SecureLLMMagics(Magics):
                                        "(models | status | reset [NAME] | help | chat). Cell magic: optional MODEL.")
     @argument("-m", "--model", default=None, help="Model alias (see %%llm models).")
     @argument("-f", "--format", default=None, choices=FORMATS, help="How to render the answer.")
-    @argument("--system", default=None, help="A system prompt for this call.")
-    @argument("--temperature", type=float, default=None, help="Sampling temperature.")
-    @argument("--max-tokens", type=int, default=None, help="Maximum answer length in tokens.")
+    @argument("--system", default=None, metavar="TEXT", help="A system prompt for this call.")
+    @argument("--temperature", type=float, default=None, metavar="T", help="Sampling temperature.")
+    @argument("--max-tokens", type=int, default=None, metavar="N", help="Maximum answer length in tokens.")
     @argument("-o", "--output", default=None, metavar="VAR", help="Also store the answer text in this variable.")
     @argument("--chat", default=None, metavar="NAME", help="Conversation to continue (history is kept per name).")
     @argument("--no-history", action="store_true", help="Send this prompt alone and do not record it.")
@@ -143,9 +143,7 @@ class SecureLLMMagics(Magics):
     # ------------------------------------------------------------ subcommands
     def _subcommand(self, name, rest):
         if name == "help":
-            print(self.llm.__doc__.rstrip())
-            print()
-            self.llm.parser.print_help()
+            print(self.llm.__doc__.strip())  # magic_arguments put the full option list in it
             return None
         if name == "reset":
             if rest:

@@ -1,0 +1,68 @@
+"""Vault killed, restarted and sealed under a running broker: fail closed with an error naming
+Vault (never a stack trace or a key), recover without restarting Jupyter. Own OpenBao per test."""
+import asyncio
+
+import pytest
+
+from jupyter_securellm.testing.openbao import OpenBao
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def bao(tmp_path):
+    b = OpenBao(tmp_path / "bao").start()
+    b.enable_kv("secret")
+    b.read_policy("securellm-broker", ["llm/*", "db/*", "users/*"])
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def securellm_config(securellm_config):
+    securellm_config["secret_cache_ttl"] = 1.0
+    return securellm_config
+
+
+async def chat(broker_api):
+    return await broker_api("chat/completions", {"model": "gpt", "messages": MSG})
+
+
+async def test_vault_killed_then_restarted(broker_api, bao, provider, provider_key, server_log):
+    assert (await chat(broker_api))[0] == 200
+    bao.kill()
+    code, _, _ = await chat(broker_api)
+    assert code == 200  # the cached key is still valid (TTL 1 s)
+    await asyncio.sleep(1.3)
+    code, body, raw = await chat(broker_api)
+    assert code == 503 and body["error"]["type"] == "vault_unavailable"
+    assert "Vault" in body["error"]["message"] and "Traceback" not in raw and provider_key not in raw
+    code, status, _ = await broker_api("status")
+    assert code == 200 and status["vault"]["reachable"] is False
+    bao.start()
+    code, _, _ = await chat(broker_api)
+    assert code == 200
+    assert provider_key not in server_log()
+
+
+async def test_sealed_vault_fails_closed(broker_api, bao, provider):
+    assert (await chat(broker_api))[0] == 200
+    bao.seal()
+    try:
+        await asyncio.sleep(1.3)
+        code, body, _ = await chat(broker_api)
+        assert code == 503 and body["error"]["type"] == "vault_unavailable"
+        assert "sealed" in body["error"]["message"].lower()
+        code, status, _ = await broker_api("status")
+        assert status["vault"]["sealed"] is True
+    finally:
+        bao.unseal()
+    assert (await chat(broker_api))[0] == 200
+    assert len(provider.requests) == 2  # nothing was sent while Vault was sealed
+
+
+async def test_missing_secret_is_not_found(broker_api, bao, provider):
+    bao.delete_secret("llm/openai")
+    code, body, _ = await chat(broker_api)
+    assert code == 404 and body["error"]["type"] == "not_found" and "Vault" in body["error"]["message"]
+    assert provider.requests == []

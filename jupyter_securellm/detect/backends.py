@@ -70,37 +70,39 @@ class RuleHits:
 
 
 class PythonBackend:
+    """Keyword prefilter without Hyperscan: `bytes.find` per keyword over the lower-cased projection.
+
+    Lower-casing the one-byte-per-character projection touches only ASCII letters, so offsets stay exact
+    and the match is ASCII case-insensitive, like Hyperscan's caseless literals.
+    """
+
     name = "python"
 
     def __init__(self, rules: tuple[Rule, ...]):
         self.rules = rules
-        kws = sorted({k for r in rules for k in r.keywords}, key=len, reverse=True)
-        self._kw_rx = re.compile("|".join(re.escape(k) for k in kws), re.IGNORECASE | re.ASCII)
-        self._maxkw = max(len(k) for k in kws)
-        by_first: dict[str, list[tuple[str, list[int]]]] = {}
-        for kw in kws:
-            owners = [i for i, r in enumerate(rules) if kw in r.keywords]
-            by_first.setdefault(kw[0], []).append((kw, owners))
-        self._by_first = by_first
+        owners: dict[str, list[int]] = {}
+        for i, r in enumerate(rules):
+            for kw in r.keywords:
+                owners.setdefault(kw, []).append(i)
+        self._keywords = [(kw.encode("ascii"), idx) for kw, idx in owners.items()]
 
     def rule_hits(self, text: str) -> dict[int, RuleHits]:
+        data = project(text).lower()
         hits: dict[int, list[int]] = {}
-        search = self._kw_rx.search
-        pos = 0
-        while True:
-            m = search(text, pos)
-            if m is None:
-                break
-            p = m.start()
-            seg = text[p : p + self._maxkw].lower()
-            for kw, owners in self._by_first.get(seg[0], ()):
-                if seg.startswith(kw):
-                    for i in owners:
-                        hits.setdefault(i, []).append(p + len(kw))
-            pos = p + 1
-        return {i: RuleHits(ends, self.rules[i].max_width + LOOKAROUND_MARGIN) for i, ends in hits.items()}
-
-
+        for kw, owner_ids in self._keywords:
+            find = data.find
+            p = find(kw)
+            if p == -1:
+                continue
+            ends = []
+            while p != -1:
+                ends.append(p + len(kw))
+                p = find(kw, p + 1)
+            for i in owner_ids:
+                hits.setdefault(i, []).extend(ends)
+        return {
+            i: RuleHits(sorted(ends), self.rules[i].max_width + LOOKAROUND_MARGIN) for i, ends in hits.items()
+        }
 
 class PythonKnownMatcher:
     """Known secrets without Hyperscan: `str.find` per literal form, `re` for separated forms."""

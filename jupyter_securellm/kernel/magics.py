@@ -246,16 +246,12 @@ class SecureLLMMagics(Magics):
         from .client import delta_text
 
         rich = getattr(self.shell, "kernel", None) is not None
-        handle = None
+        handle = None  # the display appears with the first token, so a refused call leaves no empty output
         parts: list[str] = []
         stopped = False
         stream = self.backend.stream(body)
         last = 0.0
         try:
-            if rich:
-                from IPython.display import display
-
-                handle = display(render(fmt, "", streaming=True), raw=True, display_id=True)
             for chunk in stream:
                 piece = delta_text(chunk)
                 if not piece:
@@ -263,7 +259,12 @@ class SecureLLMMagics(Magics):
                 parts.append(piece)
                 if rich:
                     now = time.monotonic()
-                    if now - last >= self.stream_interval:
+                    if handle is None:
+                        from IPython.display import display
+
+                        handle = display(render(fmt, piece, streaming=True), raw=True, display_id=True)
+                        last = now
+                    elif now - last >= self.stream_interval:
                         handle.update(render(fmt, "".join(parts), streaming=True), raw=True)
                         last = now
                 else:
@@ -275,7 +276,13 @@ class SecureLLMMagics(Magics):
         text = "".join(parts)
         note = "\n\n*[stopped]*" if stopped else ""
         if rich:
-            handle.update(render(fmt, text, note=note), raw=True)
+            final = render(fmt, text, note=note)
+            if handle is None:
+                from IPython.display import display
+
+                display(final, raw=True)
+            else:
+                handle.update(final, raw=True)
         else:
             sys.stdout.write(("\n[stopped]" if stopped else "") + "\n")
         return text, stopped
@@ -293,12 +300,13 @@ def render(fmt: str, text: str, streaming: bool = False, note: str = "") -> dict
     if fmt == "code":
         code = _strip_fence(text) if not streaming else text.replace("```", "")
         return {"text/markdown": f"```python\n{code.strip()}\n```" + note, "text/plain": code}
+    plain_note = " [stopped]" if note else ""
     if fmt == "html":
-        return {"text/html": text, "text/plain": text}
-    if fmt == "json" and not streaming:
+        return {"text/html": text + (f"<p><i>{plain_note.strip()}</i></p>" if note else ""), "text/plain": text + plain_note}
+    if fmt == "json" and not streaming and not note:
         try:
             obj = json.loads(_strip_fence(text))
         except ValueError:
             return {"text/plain": text}
         return {"application/json": obj, "text/plain": json.dumps(obj, indent=2)}
-    return {"text/plain": text}
+    return {"text/plain": text + plain_note}

@@ -269,3 +269,14 @@ def test_a_key_used_as_a_json_key_is_not_printed_in_the_field_path(kit, engine):
     nb.metadata["tokens"] = {key: f"value {key}"}
     (f,) = process_notebook(_nb_text(nb), "k.ipynb", engine).findings
     assert key not in f.field and f.field == "metadata.tokens.[REDACTED:github-token]"
+
+
+def test_utf8_bom_is_kept(kit, engine):
+    key = kit.secret("github-token", 45)
+    nb = new_notebook()
+    nb.cells = [new_markdown_cell(f"t = {key}")]
+    src = "\ufeff" + _nb_text(nb)
+    result = process_notebook(src, "bom.ipynb", engine, scrub=True)
+    assert result.new_text == src.replace(key, "[REDACTED:github-token]")
+    (f,) = result.findings
+    assert src.split("\n")[f.line - 1][f.column - 1 : f.end_column - 1] == key

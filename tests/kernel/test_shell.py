@@ -283,6 +283,8 @@ def test_secret_value_is_redacted_but_usable(shell, capsys, random_secret, asser
 
 
 def test_vars_interpolation_is_plain_names_only_and_scanned(shell, fake_key):
+    from IPython.core.error import UsageError
+
     from jupyter_securellm.kernel.client import SecureLLMError
 
     shell.run_line_magic("load_ext", "jupyter_securellm")
@@ -295,6 +297,13 @@ def test_vars_interpolation_is_plain_names_only_and_scanned(shell, fake_key):
     assert magics.build_prompt("Explain {topic}", False) == "Explain {topic}"  # opt-in only
     with pytest.raises(SecureLLMError, match="looks like a secret"):
         magics.build_prompt("use {k}", True)
+    from jupyter_securellm.kernel.secrets import Secret
+
+    shell.user_ns["pw"] = Secret("an-unremarkable-value")  # no shape, not registered: refused by type
+    with pytest.raises(SecureLLMError, match="holds a secret from secrets.get"):
+        magics.build_prompt("use {pw}", True)
+    with pytest.raises(UsageError, match="not defined"):
+        magics.build_prompt("use {nope}", True)
     with pytest.raises(SecureLLMError, match="secret"):
         magics.build_prompt(f"my key is {fake_key}", False)
 

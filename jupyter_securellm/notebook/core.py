@@ -264,7 +264,7 @@ def load_notebook(text: str):
     start = 1 if text.startswith("\ufeff") else 0
     try:
         nb = json.loads(text[start:] if start else text, object_pairs_hook=_unique_keys)
-    except _DuplicateKey as exc:
+    except _DuplicateKey:
         raise NotebookError("a JSON object has the same key twice: refusing to guess which one counts") from None
     except json.JSONDecodeError as exc:
         raise NotebookError(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
@@ -325,12 +325,9 @@ def _replacements(fld: Field, merged, engine) -> list:
     return out
 
 
-def process_notebook(text: str, path: str, engine, baseline=None, scrub: bool = False, nb=None) -> FileResult:
+def process_notebook(text: str, path: str, engine, baseline=None, scrub: bool = False) -> FileResult:
     """Scan (and with ``scrub``, rewrite) notebook JSON text as stored."""
-    if nb is None:
-        nb, json_start = load_notebook(text)
-    else:
-        json_start = 1 if text.startswith("\ufeff") else 0
+    nb, json_start = load_notebook(text)
     result = FileResult(path, "notebook")
     fields = list(iter_fields(nb))
     counter = [0]

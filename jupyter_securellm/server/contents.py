@@ -11,8 +11,9 @@ Only `tornado.web.HTTPError` stops a save (any other exception is logged by Jupy
 written anyway), so every failure of the scrubber is turned into an HTTPError: nothing unscanned is
 ever written. The checkpoint is a copy of the file on disk, so it is clean too.
 
-Limit: a large file uploaded in chunks is scanned chunk 1 only (Jupyter runs pre-save hooks once per
-upload); notebooks are never chunked.
+Large uploads arrive in chunks and Jupyter runs pre-save hooks for the first chunk only, so a file
+uploaded in chunks is scanned whole on disk after its last chunk (a post-save hook) and redacted in
+place, or removed in block mode. Until that last chunk the partial file sits on disk unscanned.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ..notebook.allowlist import Baseline, BaselineError, find_default_baseline
 from ..notebook.core import FieldHit, ScanCache, scrub_notebook_model, scrub_text
 from ..notebook.engine import Engine
 from ..notebook.fields import NotebookError
+from ..notebook.files import decode_text, encode_text, write_atomic
 
 MODES = ("redact", "block", "warn")
 DEFAULT_TEXT_EXTENSIONS = (".py", ".md", ".env", ".json", ".txt", ".yaml", ".yml", ".cfg", ".ini", ".toml")
@@ -42,10 +44,18 @@ def install_save_hook(extension) -> "SaveHook":
     hook = SaveHook(extension, redactor)
     contents_manager = extension.serverapp.contents_manager
     contents_manager.register_pre_save_hook(hook)
+    contents_manager.register_post_save_hook(hook.after_chunked_upload)
     extension.log.info(
         "SecureLLM: save hook installed (mode %s; text files %s)", hook.mode, ", ".join(hook.text_extensions)
     )
     return hook
+
+
+def _remove(os_path: str) -> None:
+    try:
+        os.remove(os_path)
+    except OSError:
+        pass
 
 
 def _refusal(status: int, message: str) -> HTTPError:
@@ -64,6 +74,7 @@ class SaveHook:
         self.log = extension.log
         self.engine = Engine(redactor)
         self.cache = ScanCache()  # autosaves rewrite whole notebooks; only changed fields are rescanned
+        self._scanned: set = set()  # file paths whose save the pre-save hook scanned (see after_chunked_upload)
 
     @property
     def mode(self) -> str:
@@ -78,6 +89,8 @@ class SaveHook:
     def __call__(self, model=None, path=None, contents_manager=None, **kwargs):
         if not isinstance(model, dict) or model.get("content") is None:
             return
+        if model.get("chunk") is not None:
+            return  # a chunked upload: the whole file is scanned on disk after its last chunk
         kind = model.get("type")
         if kind == "notebook":
             handler = self._notebook
@@ -97,7 +110,43 @@ class SaveHook:
                 "nothing was written, your content is still in the editor."
             ) from None
         if hits:
-            self._report(hits, path)
+            self._report(hits, path)  # raises in block mode
+        if kind == "file":
+            self._scanned.add((path or "").strip("/"))
+
+    def after_chunked_upload(self, model=None, os_path=None, contents_manager=None, **kwargs):
+        """Post-save hook: Jupyter runs pre-save hooks for the first chunk of an upload only, so a file
+        uploaded in chunks is scanned whole on disk once its last chunk is written.
+
+        Ordinary saves were scanned before writing; they are recognised by the pre-save hook having
+        seen them and skipped here. A refusal (block mode, or a failure) removes the uploaded file.
+        """
+        if not isinstance(model, dict) or model.get("type") != "file" or not os_path:
+            return
+        path = model.get("path") or ""
+        if path in self._scanned:
+            self._scanned.discard(path)
+            return
+        if not self._wants_text(path):
+            return
+        try:
+            with open(os_path, "rb") as f:
+                data = f.read()
+            text = decode_text(data)
+            new, hits = scrub_text(text, self.engine, self._baseline(path, contents_manager))
+            found = [FieldHit(None, "", text.count("\n", 0, h.start) + 1, h.rule_id, h.fingerprint) for h in hits]
+            if found and self.mode == "redact":
+                write_atomic(os_path, encode_text(new))
+            if found:
+                self._report(found, path)
+        except HTTPError:
+            _remove(os_path)
+            raise
+        except Exception as exc:  # noqa: BLE001 - the upload is on disk unscanned: take it away
+            _remove(os_path)
+            self.log.error("SecureLLM: scan of uploaded %s failed: %s", path, type(exc).__name__)
+            raise _refusal(500, f"Upload refused: the jupyter-securellm scrubber failed on {path} "
+                                f"({type(exc).__name__}); the file was removed.") from None
 
     # -- kinds ---------------------------------------------------------------------------------------
 

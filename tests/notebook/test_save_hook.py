@@ -196,3 +196,38 @@ async def test_warn_mode_saves_and_logs_without_value(jp_fetch, jp_root_dir, key
     assert "save_hook_mode=warn" in caplog.text and "openai-api-key" in caplog.text
     for key in keys.values():
         assert key not in caplog.text
+
+
+async def _upload_in_chunks(jp_fetch, name, data: bytes, size: int):
+    parts = [data[i : i + size] for i in range(0, len(data), size)]
+    last = None
+    for n, part in enumerate(parts, start=1):
+        chunk = -1 if n == len(parts) else n
+        last = await put(jp_fetch, name, {"type": "file", "format": "base64", "chunk": chunk,
+                                          "content": base64.b64encode(part).decode()})
+        if chunk != -1:
+            assert last.code in (200, 201), last.body
+    return last
+
+
+async def test_chunked_upload_is_scanned_whole(jp_fetch, jp_root_dir, kit):
+    key = kit.secret("anthropic-api-key", 33)
+    data = ("x" * 50 + "\n") * 40 + f"ANTHROPIC_API_KEY={key}\n" + ("y" * 50 + "\n") * 40
+    cut = data.index(key) + 20  # a chunk boundary inside the key
+    r = await _upload_in_chunks(jp_fetch, "big.txt", data.encode(), cut)
+    assert r.code in (200, 201), r.body
+    on_disk = (jp_root_dir / "big.txt").read_text()
+    assert key not in on_disk and on_disk == data.replace(key, "[REDACTED:anthropic-api-key]")
+    # an ordinary save of the same path afterwards is scanned before writing, as usual
+    r = await put(jp_fetch, "big.txt", {"type": "file", "format": "text", "content": f"k={key}\n"})
+    assert r.code == 200 and (jp_root_dir / "big.txt").read_text() == "k=[REDACTED:anthropic-api-key]\n"
+
+
+@pytest.mark.parametrize("save_mode", ["block"])
+async def test_chunked_upload_with_a_secret_is_removed_in_block_mode(jp_fetch, jp_root_dir, kit, save_mode):
+    key = kit.secret("groq-api-key", 34)
+    data = f"header\nGROQ_API_KEY={key}\n" + "z\n" * 200
+    r = await _upload_in_chunks(jp_fetch, "up.json", data.encode(), 64)
+    assert r.code == 500 and "Save refused" in json.loads(r.body)["message"]
+    assert key not in r.body.decode()
+    assert not (jp_root_dir / "up.json").exists()

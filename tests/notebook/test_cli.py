@@ -319,3 +319,16 @@ def test_scrub_through_a_symlink_keeps_the_link(kit, leaky, tmp_path):
     link.symlink_to(path)
     assert kit.run_cli("scrub", link).returncode == EXIT_CLEAN
     assert link.is_symlink() and all(k not in path.read_text() for k in keys)
+
+
+def test_text_with_invalid_utf8_keeps_its_bytes(kit, tmp_path):
+    key = kit.secret("github-token", 18)
+    raw = b"bad \xff\xfe bytes\ntoken=" + key.encode() + b" \xc3\n"
+    p = tmp_path / "bad.log"
+    p.write_bytes(raw)
+    proc = kit.run_cli("scan", "--format", "json", p)
+    assert proc.returncode == EXIT_FINDINGS
+    (f,) = json.loads(proc.stdout)["findings"]
+    assert (f["line"], f["column"]) == (2, 7)
+    assert kit.run_cli("scrub", p).returncode == EXIT_CLEAN
+    assert p.read_bytes() == raw.replace(key.encode(), b"[REDACTED:github-token]")

@@ -129,11 +129,8 @@ class _Context:
                 yield p, True
 
 
-def _looks_like_notebook(name: str, data: bytes) -> bool:
-    from .notebook.files import is_notebook_path
-
-    if is_notebook_path(name):
-        return True
+def _looks_like_notebook(data: bytes) -> bool:
+    """For stdin and git's textconv temp files, whose names may not end in .ipynb."""
     head = data[:4096].lstrip()
     return head.startswith(b"{") and b'"nbformat"' in data[:1 << 20] and b'"cells"' in data
 
@@ -144,7 +141,7 @@ def _process(ctx: _Context, name: str, data: bytes, scrub: bool, sniff: bool = F
     from .notebook.fields import NotebookError
     from .notebook.files import InputError, decode_notebook, decode_text, is_notebook_path
 
-    if is_notebook_path(name) or (sniff and _looks_like_notebook(name, data)):
+    if is_notebook_path(name) or (sniff and _looks_like_notebook(data)):
         try:
             text = decode_notebook(data, name)
             return process_notebook(text, name, ctx.engine, ctx.baseline, scrub=scrub)
@@ -171,7 +168,7 @@ def _read(ctx: _Context, path: str) -> bytes:
 
 def cmd_scan(args) -> int:
     from .notebook.allowlist import Baseline
-    from .notebook.files import InputError, looks_binary
+    from .notebook.files import InputError, is_notebook_path, looks_binary
     from .notebook.report import format_json, format_sarif, format_text
 
     ctx = _Context(args)
@@ -180,7 +177,7 @@ def cmd_scan(args) -> int:
         name = (args.stdin_name or "-") if path == "-" else path
         try:
             data = _read(ctx, path)
-            if not explicit and looks_binary(data) and not name.endswith(".ipynb"):
+            if not explicit and looks_binary(data) and not is_notebook_path(name):
                 continue  # images, archives... found by walking a directory
             result = _process(ctx, name, data, scrub=False, sniff=path == "-")
         except InputError as exc:
@@ -192,8 +189,7 @@ def cmd_scan(args) -> int:
         allowed += result.allowed
 
     if args.write_baseline:
-        keep = ctx.baseline if ctx.baseline is not None else None
-        n = Baseline.write(args.write_baseline, findings, keep=keep)
+        n = Baseline.write(args.write_baseline, findings, keep=ctx.baseline)
         _note(f"baseline {args.write_baseline}: {n} fingerprint(s)")
         return EXIT_ERROR if ctx.errors else EXIT_CLEAN
 
@@ -227,7 +223,7 @@ def _rules_summary(findings) -> str:
 
 
 def cmd_scrub(args) -> int:
-    from .notebook.files import InputError, check_writable, encode_text, looks_binary, write_atomic
+    from .notebook.files import InputError, check_writable, encode_text, is_notebook_path, looks_binary, write_atomic
 
     ctx = _Context(args)
     out = sys.stdout.buffer
@@ -252,7 +248,7 @@ def cmd_scrub(args) -> int:
     for path, explicit in ctx.expand(args.paths):
         try:
             data = _read(ctx, path)
-            if looks_binary(data) and not path.endswith(".ipynb"):
+            if looks_binary(data) and not is_notebook_path(path):
                 if explicit and not args.textconv:
                     raise InputError(f"{path}: binary file; not scrubbed")
                 if not explicit:

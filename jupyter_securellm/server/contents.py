@@ -27,7 +27,7 @@ from ..notebook.allowlist import Baseline, BaselineError, find_default_baseline
 from ..notebook.core import FieldHit, ScanCache, scrub_notebook_model, scrub_text
 from ..notebook.engine import Engine
 from ..notebook.fields import NotebookError
-from ..notebook.files import decode_text, encode_text, write_atomic
+from ..notebook.files import decode_text, encode_text, looks_binary, write_atomic
 
 MODES = ("redact", "block", "warn")
 DEFAULT_TEXT_EXTENSIONS = (".py", ".md", ".env", ".json", ".txt", ".yaml", ".yml", ".cfg", ".ini", ".toml")
@@ -49,6 +49,10 @@ def install_save_hook(extension) -> "SaveHook":
         "SecureLLM: save hook installed (mode %s; text files %s)", hook.mode, ", ".join(hook.text_extensions)
     )
     return hook
+
+
+def _text_hits(text: str, hits) -> list:
+    return [FieldHit(None, "", text.count("\n", 0, h.start) + 1, h.rule_id, h.fingerprint) for h in hits]
 
 
 def _remove(os_path: str) -> None:
@@ -134,7 +138,7 @@ class SaveHook:
                 data = f.read()
             text = decode_text(data)
             new, hits = scrub_text(text, self.engine, self._baseline(path, contents_manager))
-            found = [FieldHit(None, "", text.count("\n", 0, h.start) + 1, h.rule_id, h.fingerprint) for h in hits]
+            found = _text_hits(text, hits)
             if found and self.mode == "redact":
                 write_atomic(os_path, encode_text(new))
             if found:
@@ -172,16 +176,19 @@ class SaveHook:
         content = model["content"]
         if fmt == "base64":
             try:
-                content = base64.b64decode(content.encode("ascii"), validate=False).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError, ValueError):
+                data = base64.b64decode(content.encode("ascii"), validate=False)
+            except (binascii.Error, UnicodeEncodeError, ValueError):
+                return []  # Jupyter refuses this content itself (400)
+            if looks_binary(data):
                 return []  # binary content under a text extension: nothing to read as text
+            content = decode_text(data)  # a stray invalid byte must not hide the rest of the file
         elif fmt != "text" or not isinstance(content, str):
             return []
         baseline = self._baseline(path, contents_manager)
         new, hits = scrub_text(content, self.engine, baseline, cache=self.cache)
         if hits and self.mode == "redact":
-            model["content"] = base64.b64encode(new.encode("utf-8")).decode("ascii") if fmt == "base64" else new
-        return [FieldHit(None, "", content.count("\n", 0, h.start) + 1, h.rule_id, h.fingerprint) for h in hits]
+            model["content"] = base64.b64encode(encode_text(new)).decode("ascii") if fmt == "base64" else new
+        return _text_hits(content, hits)
 
     # -- outcome -------------------------------------------------------------------------------------
 

@@ -120,6 +120,11 @@ async def test_text_files_are_scrubbed_too(jp_fetch, jp_root_dir, kit):
     r = await put(jp_fetch, "conf.yaml", {"type": "file", "format": "base64", "content": b64})
     assert r.code == 201
     assert (jp_root_dir / "conf.yaml").read_text() == "token: [REDACTED:openai-api-key]\n"
+    # an invalid byte does not hide the rest of the file, and survives
+    raw = b"log \xff\n" + f"key={key}\n".encode()
+    r = await put(jp_fetch, "run.txt", {"type": "file", "format": "base64", "content": base64.b64encode(raw).decode()})
+    assert r.code == 201
+    assert (jp_root_dir / "run.txt").read_bytes() == b"log \xff\nkey=[REDACTED:openai-api-key]\n"
     # not a configured extension: left alone
     r = await put(jp_fetch, "data.csv", {"type": "file", "format": "text", "content": f"k,{key}\n"})
     assert r.code == 201 and key in (jp_root_dir / "data.csv").read_text()

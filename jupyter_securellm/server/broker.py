@@ -359,16 +359,27 @@ class Broker:
                        "model": last.get("model"),
                        "choices": [{"index": idx, "delta": {"content": rest}, "finish_reason": None}]}
 
-    def redact_obj(self, obj, skip_content: bool = False, _key=None):
-        """Redact every string in a JSON-like object (delta content is stream-redacted instead)."""
+    def redact_obj(self, obj, skip_content: bool = False):
+        """Redact every string in a JSON-like object (delta content is stream-redacted instead).
+
+        Fast path: one scan over all the strings joined; only when it finds something is each
+        string redacted on its own (the join can only add matches, never hide one).
+        """
+        strings = []
+        _collect(obj, strings, skip_content)
+        if not strings or not self.redactor.scanner.scan("\n".join(strings)):
+            return obj
+        return self._redact_each(obj, skip_content)
+
+    def _redact_each(self, obj, skip_content: bool = False, _key=None):
         if isinstance(obj, str):
             if skip_content and _key == "content":
                 return obj
             return self.redactor.redact(obj)
         if isinstance(obj, dict):
-            return {k: self.redact_obj(v, skip_content, k) for k, v in obj.items()}
+            return {k: self._redact_each(v, skip_content, k) for k, v in obj.items()}
         if isinstance(obj, list):
-            return [self.redact_obj(v, skip_content, _key) for v in obj]
+            return [self._redact_each(v, skip_content, _key) for v in obj]
         return obj
 
     # -- other endpoints ---------------------------------------------------------------------------
@@ -426,3 +437,15 @@ class Broker:
         }
         return {"broker": "ok", "version": version, "user": caller.user, "vault": vault,
                 "models": sorted(self.models), "budget": None, "alerts": []}
+
+
+def _collect(obj, out: list, skip_content: bool, key=None) -> None:
+    if isinstance(obj, str):
+        if not (skip_content and key == "content"):
+            out.append(obj)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _collect(v, out, skip_content, k)
+    elif isinstance(obj, list):
+        for v in obj:
+            _collect(v, out, skip_content, key)

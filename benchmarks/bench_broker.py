@@ -1,0 +1,242 @@
+"""Broker overhead: the same completion direct from litellm in-process vs through the broker.
+
+Real parts: an OpenBao server holding the key, the stand-in OpenAI-compatible provider in its
+own process, a real `jupyter server` with the SecureLLM extension in its own process, and a real
+kernel whose capability token the benchmark client uses (so the measured path is exactly a
+kernel's: HTTP + token check + policy hook + DLP + egress + Vault cache + litellm + redaction).
+
+Reports median and p99 latency (ms) and the broker's added latency for
+  1. single non-streaming calls (sequential),
+  2. single streaming calls (sequential; time to the last chunk),
+  3. 50 concurrent streaming calls (rounds of 50; time to the last chunk of each), with errors.
+
+    .venv/bin/python benchmarks/bench_broker.py [--n 200] [--concurrency 50] [--rounds 6]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+from jupyter_securellm.detect import fake_secret  # noqa: E402
+from jupyter_securellm.testing.openbao import OpenBao, free_port  # noqa: E402
+
+MESSAGES = [{"role": "user", "content": "the quick brown fox jumps over the lazy dog"}]
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
+
+
+def wait_http(url, headers=None, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                return r.read()
+        except Exception:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+class Setup:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.procs = []
+        self.bao = OpenBao(tmp / "bao").start()
+        self.bao.enable_kv("secret")
+        self.bao.read_policy("bench", ["llm/*"])
+        self.key = fake_secret("openai-api-key")
+        self.bao.write_secret("llm/openai", {"api_key": self.key})
+        (tmp / "key.txt").write_text(self.key)
+        vault_token = self.bao.create_token(["bench"], ttl="2h")["client_token"]
+        (tmp / "vault-token").write_text(vault_token)
+
+        self.provider_port = free_port()
+        self.provider_url = f"http://127.0.0.1:{self.provider_port}"
+        self._spawn([sys.executable, "-m", "jupyter_securellm.testing.provider", "--port", str(self.provider_port),
+                     "--key-file", str(tmp / "key.txt")], "provider.log")
+        time.sleep(0.5)
+
+        self.port = free_port()
+        self.jtoken = secrets.token_hex(16)
+        for d in ("runtime", "root", "config"):
+            (tmp / d).mkdir()
+        cfg = {
+            "ServerApp": {"jpserver_extensions": {"jupyter_securellm": True}, "allow_unauthenticated_access": False,
+                          "open_browser": False, "ip": "127.0.0.1", "port": self.port, "port_retries": 0,
+                          "root_dir": str(tmp / "root"), "log_level": "WARN"},
+            "IdentityProvider": {"token": self.jtoken},
+            "SecureLLM": {"vault_url": self.bao.url, "vault_token_path": str(tmp / "vault-token"),
+                          "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai",
+                                             "secret_key": "api_key", "api_base": self.provider_url + "/v1"}},
+                          "allowed_hosts": [f"127.0.0.1:{self.provider_port}"]},
+        }
+        (tmp / "config" / "jupyter_server_config.json").write_text(json.dumps(cfg))
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+                   JUPYTER_DATA_DIR=str(tmp / "data"))
+        self._spawn([sys.executable, "-m", "jupyter_server", "--allow-root"], "server.log", env=env)
+        auth = {"Authorization": f"token {self.jtoken}"}
+        wait_http(f"http://127.0.0.1:{self.port}/api/status", auth)
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/kernels", method="POST",
+                                     data=b'{"name": "python3"}', headers=auth)
+        with urllib.request.urlopen(req, timeout=60) as r:
+            kid = json.loads(r.read())["id"]
+        self.broker_url, self.kernel_token = self._kernel_env(kid)
+
+    def _spawn(self, cmd, log, env=None):
+        f = open(self.tmp / log, "wb")
+        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                             start_new_session=True)
+        self.procs.append(p)
+
+    def _kernel_env(self, kid):
+        from jupyter_client import BlockingKernelClient
+
+        kc = BlockingKernelClient(connection_file=str(self.tmp / "runtime" / f"kernel-{kid}.json"))
+        kc.load_connection_file()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        out = []
+        kc.execute_interactive(
+            "import os, json; print(json.dumps([os.environ['JUPYTER_SECURELLM_URL'], "
+            "os.environ['JUPYTER_SECURELLM_KERNEL_TOKEN']]))",
+            output_hook=lambda m: out.append(m["content"].get("text", "")), timeout=60)
+        kc.stop_channels()
+        return json.loads("".join(out))
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        self.bao.close()
+
+
+async def direct_call(litellm, s: Setup, stream: bool) -> float:
+    t0 = time.perf_counter()
+    resp = await litellm.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES, api_key=s.key,
+                                     api_base=s.provider_url + "/v1", stream=stream, max_retries=0)
+    if stream:
+        async for _ in resp:
+            pass
+    return time.perf_counter() - t0
+
+
+async def broker_call(client, s: Setup, stream: bool) -> float:
+    body = {"model": "gpt", "messages": MESSAGES, "stream": stream}
+    headers = {"X-SecureLLM-Token": s.kernel_token}
+    t0 = time.perf_counter()
+    if stream:
+        async with client.stream("POST", s.broker_url + "/chat/completions", json=body, headers=headers) as r:
+            if r.status_code != 200:
+                raise RuntimeError(f"HTTP {r.status_code}")
+            done = False
+            async for line in r.aiter_lines():
+                if line.startswith("data: {\"error\""):
+                    raise RuntimeError(line[:200])
+                if line == "data: [DONE]":
+                    done = True
+            if not done:
+                raise RuntimeError("stream ended without [DONE]")
+    else:
+        r = await client.post(s.broker_url + "/chat/completions", json=body, headers=headers)
+        if r.status_code != 200:
+            raise RuntimeError(f"HTTP {r.status_code}")
+        r.json()
+    return time.perf_counter() - t0
+
+
+async def measure(fn, n, concurrency=1):
+    """n samples; with concurrency > 1, rounds of `concurrency` calls started together."""
+    samples, errors = [], 0
+    if concurrency == 1:
+        for _ in range(n):
+            try:
+                samples.append(await fn())
+            except Exception:
+                errors += 1
+        return samples, errors
+    for _ in range(max(1, n // concurrency)):
+        res = await asyncio.gather(*(fn() for _ in range(concurrency)), return_exceptions=True)
+        for r in res:
+            if isinstance(r, BaseException):
+                errors += 1
+            else:
+                samples.append(r)
+    return samples, errors
+
+
+def row(name, d, b):
+    (ds, de), (bs, be) = d, b
+    dm, bm = statistics.median(ds) * 1e3, statistics.median(bs) * 1e3
+    d99, b99 = pct(ds, 99) * 1e3, pct(bs, 99) * 1e3
+    print(f"{name:<34} {dm:8.2f} {bm:8.2f} {bm - dm:+8.2f} | {d99:8.2f} {b99:8.2f} {b99 - d99:+8.2f} | "
+          f"{len(ds) + len(bs):5d} {de + be:4d}")
+    return bm - dm
+
+
+async def main_async(args):
+    import httpx
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-broker-"))
+    s = Setup(tmp)
+    try:
+        import litellm
+
+        litellm.suppress_debug_info = True
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            # warm-up both paths (first calls import and build clients)
+            for stream in (False, True):
+                for _ in range(5):
+                    await direct_call(litellm, s, stream)
+                    await broker_call(client, s, stream)
+            print(f"broker bench: n={args.n} sequential, {args.concurrency} concurrent x {args.rounds} rounds; "
+                  f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+            print(f"{'latency (ms)':<34} {'direct':>8} {'broker':>8} {'added':>8} | {'p99 dir':>8} {'p99 brk':>8} "
+                  f"{'added':>8} | {'calls':>5} {'err':>4}")
+            results = {}
+            for name, stream, conc, n in (
+                ("single, non-streaming", False, 1, args.n),
+                ("single, streaming", True, 1, args.n),
+                (f"{args.concurrency} concurrent, streaming", True, args.concurrency, args.concurrency * args.rounds),
+            ):
+                d = await measure(lambda: direct_call(litellm, s, stream), n, conc)
+                b = await measure(lambda: broker_call(client, s, stream), n, conc)
+                results[name] = row(name, d, b)
+    finally:
+        s.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=6)
+    args = ap.parse_args(argv)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

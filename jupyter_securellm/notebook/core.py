@@ -372,8 +372,12 @@ def process_notebook(text: str, path: str, engine, baseline=None, scrub: bool = 
 
     if scrub:
         splices = []
+        renames = _key_renames(nb, hit_fields, engine)
         for fld, hits in hit_fields:
             tokens = spans[fld.path]
+            if fld.is_key:  # a secret used as an object key: the whole key token is replaced
+                splices.append((tokens[0][0], tokens[0][1], encode_string(renames[fld.path])))
+                continue
             starts = _seg_starts(_segments(fld.value))
             for a, b, hs, new in _replacements(fld, _merge(hits), engine):
                 if a == b:  # inside one string token: swap just the secret's raw characters
@@ -410,14 +414,14 @@ def scrub_notebook_model(nb: dict, engine, baseline=None, redact: bool = True, c
     fields = list(iter_fields(nb))
     per_field = _field_hits(fields, engine, baseline, [0], cache)
     found = []
-    for fld, hits in zip(fields, per_field):
-        if not hits:
-            continue
+    hit_fields = [(f, h) for f, h in zip(fields, per_field) if h]
+    renames = _key_renames(nb, hit_fields, engine) if redact else {}
+    for fld, hits in hit_fields:
         text = fld.text
         for h in sorted(hits):
             found.append(FieldHit(fld.cell, _safe_name(fld, engine), text.count("\n", 0, h.start) + 1, h.rule_id,
                                   h.fingerprint))
-        if not redact:
+        if not redact or fld.is_key:
             continue
         merged = _merge(hits)
         if isinstance(fld.value, str):
@@ -427,11 +431,43 @@ def scrub_notebook_model(nb: dict, engine, baseline=None, redact: bool = True, c
             for a, b, _hits, new in reversed(_replacements(fld, merged, engine)):
                 new_value[a : b + 1] = new
         _assign(nb, fld.path, new_value)
+    # keys last and deepest first, so the paths of everything inside a renamed member still resolve
+    for path in sorted(renames, key=len, reverse=True):
+        obj = _resolve(nb, path[:-1])
+        old_key = path[-1].key
+        items = [(renames[path] if k == old_key else k, v) for k, v in obj.items()]
+        obj.clear()
+        obj.update(items)
     return found
 
 
-def _assign(root, path, value):
+def _resolve(root, path):
     node = root
-    for part in path[:-1]:
+    for part in path:
         node = node[part]
-    node[path[-1]] = value
+    return node
+
+
+def _assign(root, path, value):
+    _resolve(root, path[:-1])[path[-1]] = value
+
+
+def _key_renames(nb, hit_fields, engine) -> dict:
+    """New names for keys that hold a secret: {key path: new key}, unique within their object.
+
+    Two secret keys of one object redact to the same placeholder, and a duplicated key would make every
+    JSON reader drop a member, so later ones get a numeric suffix.
+    """
+    renames = {}
+    for fld, hits in hit_fields:
+        if not fld.is_key:
+            continue
+        obj = _resolve(nb, fld.path[:-1])
+        taken = set(obj) | set(renames.values())
+        base = _redact(fld.value, _merge(hits), engine)
+        new, n = base, 1
+        while new in taken:
+            n += 1
+            new = f"{base} {n}"
+        renames[fld.path] = new
+    return renames

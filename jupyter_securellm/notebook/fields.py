@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .jsonpos import KeyRef
+
 #: MIME types whose data is base64 of binary content: never scanned, never rewritten.
 BINARY_MIME_PREFIXES = ("image/", "audio/", "video/", "font/")
 BINARY_MIME_TYPES = frozenset({"application/pdf", "application/octet-stream", "application/zip", "application/gzip"})
@@ -34,8 +36,14 @@ class Field:
     value: object  # str, or list of str for a multiline string
 
     @property
+    def is_key(self) -> bool:
+        return isinstance(self.path[-1], KeyRef)
+
+    @property
     def name(self) -> str:
         """The relative path as text, e.g. 'outputs[0].text' (built only for fields with findings)."""
+        if self.is_key:
+            return format_path(self.rel[:-1] + (self.rel[-1].key,)) + " (key)"
         return format_path(self.rel)
 
     @property
@@ -189,6 +197,9 @@ def _generic(value, path, ci, rel):
             yield Field(path, ci, rel, value)
     elif isinstance(value, dict):
         for k, v in value.items():
+            if k:  # keys are free text here (metadata, widget state, JSON outputs): a key can be a secret
+                ref = KeyRef(k)
+                yield Field(path + (ref,), ci, rel + (ref,), k)
             yield from _generic(v, path + (k,), ci, rel + (k,))
     elif isinstance(value, list):
         for i, v in enumerate(value):

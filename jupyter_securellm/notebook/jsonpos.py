@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import re
 from json.decoder import scanstring
+from typing import NamedTuple
 
-__all__ = ["Path", "locate", "raw_offsets", "line_columns", "encode_string"]
+__all__ = ["KeyRef", "Path", "locate", "raw_offsets", "line_columns", "encode_string"]
 
 Path = tuple  # of str (object key) and int (array index)
 
@@ -23,12 +24,19 @@ _DECODER = json.JSONDecoder()
 _ESCAPE = re.compile(r"\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)", re.S)
 
 
+class KeyRef(NamedTuple):
+    """A path element naming the key token of an object member (not its value)."""
+
+    key: str
+
+
 class _Trie(dict):
-    __slots__ = ("leaf",)
+    __slots__ = ("leaf", "keys_wanted")
 
     def __init__(self):
         super().__init__()
         self.leaf = False
+        self.keys_wanted = False
 
 
 def encode_string(value: str) -> str:
@@ -47,6 +55,8 @@ def locate(text: str, paths, start: int = 0) -> dict:
     for path in paths:
         node = root
         for part in path:
+            if isinstance(part, KeyRef):
+                node.keys_wanted = True
             node = node.setdefault(part, _Trie())
         node.leaf = True
     out: dict = {}
@@ -58,8 +68,13 @@ def locate(text: str, paths, start: int = 0) -> dict:
     return out
 
 
+_SAFE_KEYS = frozenset({"cells", "metadata", "outputs", "source", "text", "data", "traceback", "attachments",
+                        "ename", "evalue", "widgets"})
+
+
 def _fmt(path) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    """A path for an error message; free-text keys (which could be anything) are not shown."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" if p in _SAFE_KEYS else ".…" for p in path).lstrip(".")
 
 
 def _walk(text: str, i: int, node: _Trie, path: tuple, out: dict) -> int:
@@ -74,7 +89,12 @@ def _walk(text: str, i: int, node: _Trie, path: tuple, out: dict) -> int:
         while True:
             if text[i] != '"':
                 raise ValueError(f"expected a key at offset {i}")
+            key_start = i
             key, i = scanstring(text, i + 1)
+            if node.keys_wanted:
+                ref = node.get(KeyRef(key))
+                if ref is not None and ref.leaf:
+                    out[path + (KeyRef(key),)] = [(key_start, i)]
             i = _WS.match(text, i).end()
             if text[i] != ":":
                 raise ValueError(f"expected ':' at offset {i}")

@@ -263,12 +263,28 @@ def test_scan_cache_skips_unchanged_fields_and_follows_known_secrets(kit):
     assert hit.rule_id == "known-secret" and value not in nb.cells[0].source
 
 
-def test_a_key_used_as_a_json_key_is_not_printed_in_the_field_path(kit, engine):
-    key = kit.secret("github-token", 44)
+def test_secrets_used_as_json_keys_are_found_and_renamed(kit, engine):
+    k1, k2, k3 = kit.secret("github-token", 44), kit.secret("github-token", 45), kit.secret("groq-api-key", 44)
     nb = new_notebook()
-    nb.metadata["tokens"] = {key: f"value {key}"}
-    (f,) = process_notebook(_nb_text(nb), "k.ipynb", engine).findings
-    assert key not in f.field and f.field == "metadata.tokens.[REDACTED:github-token]"
+    nb.metadata["tokens"] = {k1: f"value {k3}", k2: {"nested": k3}, "plain": 1}
+    src = _nb_text(nb)
+    result = process_notebook(src, "k.ipynb", engine, scrub=True)
+    fields = sorted(f.field for f in result.findings)
+    assert fields == sorted(["metadata.tokens.[REDACTED:github-token] (key)"] * 2
+                            + ["metadata.tokens.[REDACTED:github-token]", "metadata.tokens.[REDACTED:github-token].nested"])
+    for f in result.findings:
+        assert all(k not in f.field for k in (k1, k2, k3))
+        raw = src.split("\n")[f.line - 1][f.column - 1 : f.end_column - 1]
+        assert raw in (k1, k2, k3)
+    out = json.loads(result.new_text)["metadata"]["tokens"]
+    assert list(out) == ["[REDACTED:github-token]", "[REDACTED:github-token] 2", "plain"]
+    assert out["[REDACTED:github-token]"] == "value [REDACTED:groq-api-key]"
+    assert out["[REDACTED:github-token] 2"] == {"nested": "[REDACTED:groq-api-key]"}
+    assert process_notebook(result.new_text, "k.ipynb", engine, scrub=True).new_text is None
+    # the in-memory path (save hook) renames the same way
+    mem = nbformat.reads(src, as_version=4)
+    assert len(scrub_notebook_model(mem, engine)) == 4
+    assert _nb_text(mem) == nbformat.writes(nbformat.reads(result.new_text, as_version=4)) + "\n"
 
 
 def test_utf8_bom_is_kept(kit, engine):

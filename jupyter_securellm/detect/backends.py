@@ -120,8 +120,9 @@ class PythonKnownMatcher:
             while p != -1:
                 out.append((p, p + len(variant), idx))
                 p = find(variant, p + 1)
-        for rx, _w, idx in self._separated:
-            out.extend((m.start(), m.end(), idx) for m in rx.finditer(text))
+        for sep, idx in self._separated:
+            if sep.secret[0] in text:
+                out.extend((m.start(), m.end(), idx) for m in sep.rx.finditer(text))
         return out
 
 
@@ -172,7 +173,7 @@ class HyperscanKnownMatcher:
         flags = [0] * len(exprs)
         for secret, _idx in separated:
             exprs.append(known_mod.hs_separated(secret))
-            flags.append(hs.HS_FLAG_PREFILTER)
+            flags.append(0)
         self._db = None
         if exprs:
             self._db = hs.Database(mode=hs.HS_MODE_BLOCK)
@@ -201,17 +202,32 @@ class HyperscanKnownMatcher:
         n = len(text)
         prefix_width = known_mod.separated_max_width("x" * known_mod.HS_SEPARATED_PREFIX)
         for k, ends in sep_hits.items():
-            rx, width, idx = self._separated[k]
-            for ws, we in merge_windows(ends, prefix_width, width, n):
-                out.extend((m.start(), m.end(), idx) for m in rx.finditer(text, ws, we))
+            sep, idx = self._separated[k]
+            for ws, we in merge_windows(ends, prefix_width, sep.width, n):
+                out.extend((m.start(), m.end(), idx) for m in sep.rx.finditer(text, ws, we))
         return out
 
 
-def _separated_regexes(separated: list[tuple[str, int]]) -> list[tuple[re.Pattern, int, int]]:
-    return [
-        (re.compile(known_mod.separated_pattern(secret)), known_mod.separated_max_width(secret), idx)
-        for secret, idx in separated
-    ]
+class _LazySeparated:
+    """The exact separated-form regex of one secret, compiled on first use (compiling costs milliseconds,
+    and most texts never contain a candidate)."""
+
+    __slots__ = ("secret", "width", "_rx")
+
+    def __init__(self, secret: str):
+        self.secret = secret
+        self.width = known_mod.separated_max_width(secret)
+        self._rx = None
+
+    @property
+    def rx(self) -> re.Pattern:
+        if self._rx is None:
+            self._rx = re.compile(known_mod.separated_pattern(self.secret))
+        return self._rx
+
+
+def _separated_regexes(separated: list[tuple[str, int]]) -> list[tuple[_LazySeparated, int]]:
+    return [(_LazySeparated(secret), idx) for secret, idx in separated]
 
 
 def merge_windows(ends: list[int], before: int, after: int, n: int) -> list[tuple[int, int]]:

@@ -27,8 +27,6 @@ _ANSI = r"\x1b\[[0-9;]{0,16}m"
 #: One separator unit between characters, and how many may stand between two characters.
 SEPARATOR = rf"(?:\s|[{ZERO_WIDTH}]|{_ANSI})"
 SEPARATOR_REPEAT = 4
-#: The same class for Hyperscan, which sees non-ASCII characters projected to byte 0x80.
-HS_SEPARATOR = rb"(?:[\s\x80]|\x1b\[[0-9;]{0,16}m)"
 
 
 def _base64_cores(raw: bytes, alphabet: str) -> list[str]:
@@ -84,11 +82,15 @@ def hs_literal(value: str) -> bytes:
 HS_SEPARATED_PREFIX = 10
 
 
+#: Any run of separator characters (a superset of the exact separators): unbounded `*` over one class
+#: compiles in about a millisecond, where the exact bounded form takes tens of milliseconds per secret.
+HS_SEPARATOR_RUN = rb"[\s\x80\x1b\[0-9;m]*"
+
+
 def hs_separated(secret: str) -> bytes | None:
     if len(secret) < MIN_SEPARATED_LENGTH:
         return None
-    sep = HS_SEPARATOR + b"{0,%d}" % SEPARATOR_REPEAT
-    return sep.join(hs_literal(c) for c in secret[:HS_SEPARATED_PREFIX])
+    return HS_SEPARATOR_RUN.join(hs_literal(c) for c in secret[:HS_SEPARATED_PREFIX])
 
 
 def separated_max_width(secret: str) -> int:

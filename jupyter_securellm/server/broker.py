@@ -250,6 +250,9 @@ class Broker:
         except vault_mod.VaultPermissionDenied:
             raise BrokerError("vault_unavailable", f"Vault denied reading {path!r}; "
                                                    "ask your admin to grant the server's Vault role read access.") from None
+        except vault_mod.VaultConfigError:
+            raise BrokerError("invalid_request", f"The Vault path {path!r} or key {key!r} is not usable; "
+                                                 "check the path and field name.") from None
         except vault_mod.VaultError:
             raise BrokerError("vault_unavailable", "Vault returned an error while reading the provider key; "
                                                    "see the server log and retry.") from None
@@ -399,9 +402,11 @@ class Broker:
     async def get_user_secret(self, caller: Caller, body: Any) -> dict:
         if not isinstance(body, dict) or not isinstance(body.get("path"), str) or not isinstance(body.get("key"), str):
             raise BrokerError("invalid_request", "Send {\"path\": str, \"key\": str}.")
-        path, key = body["path"].strip(), body["key"]
-        if not path or ".." in path.split("/") or len(path) > 512 or not key or len(key) > 256:
-            raise BrokerError("invalid_request", "Field 'path' must be a KV path without '..' and 'key' a field name.")
+        path, key = body["path"].strip().strip("/"), body["key"]
+        segs = path.split("/")
+        if not path or any(s in ("", ".", "..") for s in segs) or len(path) > 512 or not key or len(key) > 256:
+            raise BrokerError("invalid_request", "Field 'path' must be a KV path like 'db/analytics' (no empty, "
+                                                 "'.' or '..' segments) and 'key' a field name.")
         deny = BrokerError("policy_denied", f"Secret path {path!r} is not readable from notebooks; ask your admin to "
                                             "add it to c.SecureLLM.user_secret_paths (provider keys never are).")
         if self._is_provider_path(path, caller.user):

@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--verify", action="store_true", help="exit 1 if anything would change (for CI); write nothing")
     mode.add_argument("--textconv", action="store_true", help="print the scrubbed view of each file to stdout (git diff)")
     mode.add_argument("--stdin-filter", action="store_true", help="read stdin, write the scrubbed file to stdout (git clean filter)")
+    mode.add_argument("--git-filter-process", action="store_true",
+                      help="serve git's long-running filter protocol on stdin/stdout (filter.securellm.process)")
     scrub.add_argument("--path", dest="stdin_name", metavar="NAME", help="the name of the file on stdin (git passes %%f)")
     _add_input_options(scrub)
 
@@ -228,6 +230,9 @@ def cmd_scrub(args) -> int:
     ctx = _Context(args)
     out = sys.stdout.buffer
 
+    if args.git_filter_process:
+        return _serve_git(ctx)
+
     if args.stdin_filter or (args.paths == ["-"]):
         name = args.stdin_name or "-"
         try:
@@ -286,6 +291,28 @@ def cmd_scrub(args) -> int:
     if args.verify and pending:
         return EXIT_FINDINGS
     return EXIT_CLEAN
+
+
+def _serve_git(ctx: _Context) -> int:
+    from .notebook import gitprocess
+    from .notebook.files import InputError, encode_text
+
+    def clean(pathname: str, data: bytes) -> bytes:
+        if ctx.max_size and len(data) > ctx.max_size:
+            raise InputError(f"{pathname}: {len(data) / 1e6:.1f} MB is larger than the limit of "
+                             f"{ctx.max_size / 1e6:.0f} MB (set --max-size in the filter.securellm git config)")
+        result = _process(ctx, pathname, data, scrub=True)
+        return encode_text(result.new_text) if result.new_text is not None else data
+
+    def log(pathname: str, exc: Exception) -> None:
+        what = str(exc) if isinstance(exc, InputError) else f"{pathname}: internal error ({type(exc).__name__})"
+        _err(f"{what}; git will not store it")
+
+    try:
+        return gitprocess.serve(sys.stdin.buffer, sys.stdout.buffer, clean, log)
+    except (gitprocess.ProtocolError, EOFError) as exc:
+        _err(f"git filter protocol: {exc or 'unexpected end of input'}")
+        return EXIT_ERROR
 
 
 # --------------------------------------------------------------------------------------------- git

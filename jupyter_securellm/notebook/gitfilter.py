@@ -35,11 +35,15 @@ def _scope_args(scope: str) -> list:
 
 
 def commands(python: str | None = None) -> tuple:
-    """(clean, textconv) command lines with an absolute interpreter, quoted for git's shell."""
+    """(clean, process, textconv) command lines with an absolute interpreter, quoted for git's shell.
+
+    git (2.11+) uses ``process``, one filter for a whole ``git add``; ``clean`` serves older gits and
+    tools that only know per-file filters."""
     exe = shlex.quote(os.path.abspath(python or sys.executable))
     clean = f"{exe} -m jupyter_securellm scrub --stdin-filter --path %f"
+    process = f"{exe} -m jupyter_securellm scrub --git-filter-process"
     textconv = f"{exe} -m jupyter_securellm scrub --textconv"
-    return clean, textconv
+    return clean, process, textconv
 
 
 def git_dir(cwd=None) -> str:
@@ -79,9 +83,10 @@ def install(scope: str = "local", attrfile: str | None = None, python: str | Non
     """Configure the filter and add attribute lines; returns messages for the user."""
     if scope == "local":
         git_dir(cwd)  # fail early outside a repository
-    clean, textconv = commands(python)
+    clean, process, textconv = commands(python)
     cfg = ["config", *_scope_args(scope)]
     _run([*cfg, f"filter.{FILTER}.clean", clean], cwd=cwd)
+    _run([*cfg, f"filter.{FILTER}.process", process], cwd=cwd)
     _run([*cfg, f"filter.{FILTER}.smudge", "cat"], cwd=cwd)
     _run([*cfg, f"filter.{FILTER}.required", "true"], cwd=cwd)
     _run([*cfg, f"diff.{FILTER}.textconv", textconv], cwd=cwd)
@@ -150,9 +155,11 @@ def status(scope: str = "local", attrfile: str | None = None, cwd=None) -> tuple
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     clean = get(f"filter.{FILTER}.clean")
+    process = get(f"filter.{FILTER}.process")
     required = get(f"filter.{FILTER}.required")
     textconv = get(f"diff.{FILTER}.textconv")
     report.append(f"filter.{FILTER}.clean = {clean or '(not set)'}")
+    report.append(f"filter.{FILTER}.process = {process or '(not set)'}")
     report.append(f"filter.{FILTER}.required = {required or '(not set)'}")
     report.append(f"diff.{FILTER}.textconv = {textconv or '(not set)'}")
     ok = bool(clean)

@@ -172,3 +172,58 @@ def test_linked_worktree_uses_the_common_attributes(kit, repo, git_env, tmp_path
     git(wt, git_env, "add", "w.ipynb")
     assert all(k not in git(wt, git_env, "show", ":w.ipynb").stdout for k in keys)
     assert kit.run_cli("status", cwd=wt, env=git_env).returncode == 0
+
+
+def test_process_filter_is_used_and_clean_command_still_works(kit, repo, git_env):
+    kit.run_cli("install", cwd=repo, env=git_env)
+    process = git(repo, git_env, "config", "filter.securellm.process").stdout
+    assert "--git-filter-process" in process
+    files = {}
+    for i in range(5):
+        text, keys = _notebook(kit, 50 + i)
+        (repo / f"n{i}.ipynb").write_text(text, encoding="utf-8")
+        files[f"n{i}.ipynb"] = keys
+    trace = repo.parent / "trace.txt"
+    git(repo, {**git_env, "GIT_TRACE": str(trace)}, "add", ".")
+    # one filter process served all five notebooks
+    assert trace.read_text().count("--git-filter-process") == 1
+    for name, keys in files.items():
+        blob = git(repo, git_env, "show", f":{name}").stdout
+        assert all(k not in blob for k in keys) and "[REDACTED:openai-api-key]" in blob
+    # without process (an old git, another tool) the per-file clean command does the same
+    git(repo, git_env, "config", "--unset", "filter.securellm.process")
+    text, keys = _notebook(kit, 60)
+    (repo / "old.ipynb").write_text(text, encoding="utf-8")
+    git(repo, git_env, "add", "old.ipynb")
+    assert all(k not in git(repo, git_env, "show", ":old.ipynb").stdout for k in keys)
+
+
+def test_filter_protocol_in_memory(kit):
+    """The protocol exchange as git speaks it, including a refused file between two good ones."""
+    import io
+
+    from jupyter_securellm.notebook import gitprocess as gp
+
+    key = kit.secret("github-token", 61)
+    inp = io.BytesIO()
+    gp.write_text(inp, "git-filter-client", "version=2")
+    inp.write(gp.FLUSH)
+    gp.write_text(inp, "capability=clean", "capability=smudge", "capability=delay")
+    inp.write(gp.FLUSH)
+    for name, content in (("a.env", f"K={key}\n".encode()), ("bad.ipynb", b"{"), ("big.txt", b"x" * 200_000)):
+        gp.write_text(inp, "command=clean", f"pathname={name}")
+        inp.write(gp.FLUSH)
+        gp.write_content(inp, content)
+    inp.seek(0)
+    proc = kit.run_cli("scrub", "--git-filter-process", input=inp.getvalue())
+    assert proc.returncode == 0, proc.stderr
+    out = io.BytesIO(proc.stdout)
+    assert gp.read_text_list(out) == ["git-filter-server", "version=2"]
+    assert gp.read_text_list(out) == ["capability=clean", "capability=smudge"]
+    assert gp.read_text_list(out) == ["status=success"]
+    assert gp.read_content(out) == b"K=[REDACTED:github-token]\n" and gp.read_text_list(out) == []
+    assert gp.read_text_list(out) == ["status=error"]
+    assert gp.read_text_list(out) == ["status=success"]
+    assert gp.read_content(out) == b"x" * 200_000 and gp.read_text_list(out) == []
+    assert out.read() == b""
+    assert b"bad.ipynb: not valid JSON" in proc.stderr and key.encode() not in proc.stdout + proc.stderr

@@ -354,6 +354,13 @@ class Broker:
                                  self.redactor.redact(f"{type(exc).__name__}: {exc}"))
             raise (self._map_provider_error(exc, litellm) if litellm else
                    BrokerError("provider_error", "The provider stream broke; retry.")) from None
+        finally:  # the client went away, or we are done: release the provider connection now
+            close = getattr(resp, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:  # noqa: BLE001 - best effort
+                    pass
         # a stream that ended without finish_reason: emit what the redactors still hold
         for idx, sr in redactors.items():
             rest = sr.flush()

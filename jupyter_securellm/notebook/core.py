@@ -299,6 +299,12 @@ def _seg_starts(segs) -> list:
     return starts
 
 
+def _seg_range(starts, h) -> tuple:
+    """(first, last) segment a hit touches; an end on a segment boundary belongs to the earlier one."""
+    a = bisect_right(starts, h.start) - 1
+    return a, max(bisect_left(starts, h.end) - 1, a)
+
+
 def _replacements(fld: Field, merged, engine) -> list:
     """[(first segment, last segment, hits, new strings)] that scrub ``fld``.
 
@@ -309,8 +315,7 @@ def _replacements(fld: Field, merged, engine) -> list:
     starts = _seg_starts(segs)
     clusters = []  # [first, last, [hits]]
     for h in merged:
-        a = bisect_right(starts, h.start) - 1
-        b = max(bisect_left(starts, h.end) - 1, a)
+        a, b = _seg_range(starts, h)
         if clusters and a <= clusters[-1][1]:
             clusters[-1][1] = max(clusters[-1][1], b)
             clusters[-1][2].append(h)
@@ -347,14 +352,12 @@ def process_notebook(text: str, path: str, engine, baseline=None, scrub: bool = 
     for fld, hits in hit_fields:
         segs = _segments(fld.value)
         tokens = spans[fld.path]
-        if len(tokens) != len(segs):
-            raise NotebookError(f"cannot map findings to the file: {_safe_name(fld, engine)} has duplicate keys")
+        if len(tokens) != len(segs):  # pragma: no cover - the parse and the walk disagree: a bug
+            raise NotebookError(f"internal error: cannot map findings in {_safe_name(fld, engine)} to the file")
         starts = _seg_starts(segs)
         wanted = {}  # segment -> [(slot, offset in segment)]
         for h in hits:
-            a = bisect_right(starts, h.start) - 1
-            b = max(bisect_left(starts, h.end) - 1, a)
-            for pos, seg in ((h.start, a), (h.end, b)):
+            for pos, seg in zip((h.start, h.end), _seg_range(starts, h)):
                 wanted.setdefault(seg, []).append((len(raw), pos - starts[seg]))
                 raw.append(0)
             meta.append((fld, h))
@@ -363,8 +366,9 @@ def process_notebook(text: str, path: str, engine, baseline=None, scrub: bool = 
             for (slot, _), r in zip(slots, mapped):
                 raw[slot] = r
     pos = line_columns(text, raw)
+    names = {fld.path: _safe_name(fld, engine) for fld, _ in hit_fields}
     findings = [
-        Finding(path, *pos[2 * i], *pos[2 * i + 1], h.rule_id, h.fingerprint, fld.cell, _safe_name(fld, engine))
+        Finding(path, *pos[2 * i], *pos[2 * i + 1], h.rule_id, h.fingerprint, fld.cell, names[fld.path])
         for i, (fld, h) in enumerate(meta)
     ]
     findings.sort(key=lambda f: (f.line, f.column, f.end_line, f.end_column, f.rule_id))
@@ -417,10 +421,9 @@ def scrub_notebook_model(nb: dict, engine, baseline=None, redact: bool = True, c
     hit_fields = [(f, h) for f, h in zip(fields, per_field) if h]
     renames = _key_renames(nb, hit_fields, engine) if redact else {}
     for fld, hits in hit_fields:
-        text = fld.text
+        text, name = fld.text, _safe_name(fld, engine)
         for h in sorted(hits):
-            found.append(FieldHit(fld.cell, _safe_name(fld, engine), text.count("\n", 0, h.start) + 1, h.rule_id,
-                                  h.fingerprint))
+            found.append(FieldHit(fld.cell, name, text.count("\n", 0, h.start) + 1, h.rule_id, h.fingerprint))
         if not redact or fld.is_key:
             continue
         merged = _merge(hits)

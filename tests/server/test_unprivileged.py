@@ -61,7 +61,15 @@ def user_python(unpriv_user):
     sp = next(p for p in site.getsitepackages() if p.endswith("site-packages"))
     (d / "lib" / f"python{ver}" / "site-packages").symlink_to(sp)
     os.chmod(d, 0o755)
-    yield str(d / "bin" / "python")
+    py = str(d / "bin" / "python")
+    probe = subprocess.run(["runuser", "-u", unpriv_user.pw_name, "--", py, "-c",
+                            "import jupyter_server, jupyter_securellm.server.app"],
+                           capture_output=True, text=True, timeout=120, cwd="/")
+    if probe.returncode != 0:
+        shutil.rmtree(d, ignore_errors=True)
+        pytest.skip("the unprivileged user cannot import the project from this checkout "
+                    f"(a parent directory is not traversable?): {probe.stderr.strip().splitlines()[-1:]}")
+    yield py
     shutil.rmtree(d, ignore_errors=True)
 
 

@@ -92,3 +92,29 @@ print(_broker("secrets/get", {"path": "db/analytics", "key": "password"}))
     first, second = out.splitlines()[:2]
     assert first.startswith("(403,") and "policy_denied" in first
     assert second.startswith("(200,") and db_password in second
+
+
+async def test_auto_restart_after_a_crash_gets_a_fresh_token(kernels, jp_serverapp, broker_api):
+    import asyncio
+
+    kid = await kernels.start()
+    get_tok = "import os; print(os.environ['JUPYTER_SECURELLM_KERNEL_TOKEN'])"
+    tok1 = (await kernels.run(kid, get_tok)).strip()
+    tokens = jp_serverapp.web_app.settings["jupyter_securellm_kernel_tokens"]
+    km = jp_serverapp.kernel_manager.get_kernel(kid)
+    pid = km.provisioner.process.pid
+    kernels.forget(kid)
+    import os
+    import signal
+
+    os.kill(pid, signal.SIGKILL)  # the kernel dies; the restarter starts it again
+    for _ in range(100):
+        await asyncio.sleep(0.2)
+        if tokens.check(tok1) is None and km.provisioner is not None and km.provisioner.process is not None \
+                and km.provisioner.process.pid != pid:
+            break
+    assert tokens.check(tok1) is None
+    tok2 = (await kernels.run(kid, get_tok)).strip()
+    assert tok2 != tok1 and tokens.check(tok2).kernel_id == kid
+    code, _, _ = await broker_api("models", headers={"X-SecureLLM-Token": tok1}, auth=False)
+    assert code == 401

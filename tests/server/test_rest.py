@@ -105,3 +105,10 @@ async def test_secrets_get_user_paths_only(broker_api, db_password, provider_key
     assert code == 403 and body["error"]["type"] == "policy_denied" and provider_key not in raw
     code, body, _ = await broker_api("secrets/get", {"path": "users/x", "key": "k"})
     assert code == 403
+
+
+async def test_wrong_method_answers_in_the_contract_shape(broker_api):
+    code, body, _ = await broker_api("chat/completions", method="GET")
+    assert code == 405 and set(body["error"]) == {"type", "message"}
+    code, body, _ = await broker_api("models", "{}", method="POST")
+    assert code == 405 and body["error"]["type"] == "invalid_request"

@@ -24,8 +24,12 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing on purpose" >&2; exit 1; fi; \
 	exit $$rc
 
+# Every benchmark runs our code and the named competitor side by side and prints the ratio.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_detect.py
+	$(BIN)/python benchmarks/bench_scrub.py
+	$(BIN)/python benchmarks/bench_load.py
+	$(BIN)/python benchmarks/bench_broker.py
 
 # OpenBao dev server (AppRole for the broker) + stand-in provider + JupyterLab on 127.0.0.1.
 # Ctrl-C stops everything it started. DEMO_PORT=8899 make demo picks another JupyterLab port.

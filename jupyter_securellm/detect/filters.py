@@ -13,7 +13,10 @@ _HEX = re.compile(r"[0-9a-fA-F]+")
 _HASH_LENGTHS = {32, 40, 56, 64, 96, 128}
 _HASH_CONTEXT = re.compile(r"(?i)hash|sha\d*|md5|digest|checksum|etag|commit|revision|fingerprint|integrity|nonce_hash")
 _INTEGRITY = re.compile(r"sha(?:1|224|256|384|512)-")
-_SEGMENT = re.compile(r"[a-z]*|[A-Z]*|[A-Z]?[a-z]{2,}(?:[A-Z][a-z]{2,})*")
+#: One part of an identifier: words of 2+ lowercase letters (optionally capitalised) and acronyms of 2+
+#: capitals (`SecureLLM`, `getHTTPResponse`, `API`). Random mixed-case text breaks this shape at once.
+_SEGMENT = re.compile(r"[a-z]*|[A-Z]*|(?:[A-Z]?[a-z]{2,}|[A-Z]{2,}(?![a-z]))+")
+_VERSION_SUFFIX = re.compile(r"(?<=[A-Za-z])[0-9]{1,2}$")
 _SEPARATORS = re.compile(r"[._\-/]")
 _REPEATED = re.compile(r"(.)\1{7,}")
 _PLACEHOLDER_MARKERS = ("...", "***", "\u2022\u2022", "xxxx", "XXXX", "____")
@@ -98,18 +101,17 @@ def looks_like_identifier(value: str) -> bool:
     No digits, and every part between separators is a lowercase, uppercase or camel-case word. Random
     mixed-case text almost never has that shape.
     """
-    if any(c.isdigit() for c in value):
+    # a version suffix (`API_KEY_V2`, `base64`) is allowed; digits anywhere else mean it is not a name
+    parts = [_VERSION_SUFFIX.sub("", seg) for seg in _SEPARATORS.split(value)]
+    if any(c.isdigit() for seg in parts for c in seg):
         return False
-    return all(_SEGMENT.fullmatch(seg) for seg in _SEPARATORS.split(value))
+    return all(_SEGMENT.fullmatch(seg) for seg in parts)
 
 
-_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n\r")
+_B64_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n\r"
 
 
 def inside_base64_payload(text: str, start: int, lookback: int = 4096) -> bool:
     """True when the candidate sits inside a `data:...;base64,` payload (inline images and files)."""
-    i = start - 1
-    floor = max(0, start - lookback)
-    while i >= floor and text[i] in _B64_CHARS:
-        i -= 1
-    return text.endswith(";base64,", 0, i + 1)
+    before = text[max(0, start - lookback) : start].rstrip(_B64_CHARS)
+    return before.endswith(";base64,")

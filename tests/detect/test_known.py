@@ -9,7 +9,7 @@ import pytest
 from jupyter_securellm.detect import Redactor, Scanner, fake_secret, fingerprint
 
 KEY = fake_secret("openai-api-key", seed=11)
-PASSWORD = "db-pass/w0rd+with&odd\"chars"  # a non-LLM secret with characters every encoding treats differently
+PASSWORD = "db-pass/w0rd+with&odd\"chars"  # securellm: allow -- a non-LLM secret with characters every encoding treats differently
 
 
 def _forms(secret):

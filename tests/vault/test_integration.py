@@ -19,7 +19,7 @@ def test_on_secret_feeds_the_redactor(openbao, kv, write_file):
 def test_audit_stanza_logs_the_read_with_values_hmaced(openbao_factory, tmp_path, write_file):
     audit = tmp_path / "audit.log"
     bao = openbao_factory(audit_log=audit)
-    bao.write_secret("llm/openai", {"api_key": "audit-probe-value-0123456789"})
+    bao.write_secret("llm/openai", {"api_key": "audit-probe-value-0123456789"})  # securellm: allow
     bao.read_policy("reader", ["llm/*"])
     token = bao.create_token(["reader"], ttl="1h")["client_token"]
     vc = VaultClient(VaultSettings(url=bao.url, token_path=write_file("t", token)))

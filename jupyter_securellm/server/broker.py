@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-from .egress import endpoint_for
+from .egress import endpoint_for, host_allowed
 from .errors import BrokerError
 
 ROLES = {"system", "user", "assistant", "tool", "developer", "function"}
@@ -46,6 +46,24 @@ class Caller:
     @property
     def via(self) -> str:
         return "kernel" if self.kernel_id else "browser"
+
+
+class EgressViolation(Exception):
+    """Raised by the transport guard; mapped to `egress_denied`."""
+
+    def __init__(self, message, request=None):
+        super().__init__(message)
+        self.request = request
+
+
+def _caused_by(exc: BaseException, cls) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, cls):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class AllowAllPolicy:
@@ -104,6 +122,8 @@ class Broker:
         self._provider_key_digests: set[str] = set()
         self._litellm_loaded = on_litellm_loaded
         self._import_task: asyncio.Future | None = None
+        self._session = None
+        self._session_loop = None
 
     # -- helpers ------------------------------------------------------------------------------
     async def _run(self, fn, *args, **kwargs):
@@ -137,6 +157,14 @@ class Broker:
 
     async def aclose(self) -> None:
         """Stop litellm's loop-bound logging worker, so no coroutine outlives the server's loop."""
+        if self._session is not None:
+            if _litellm is not None and getattr(_litellm, "aclient_session", None) is self._session:
+                _litellm.aclient_session = None
+            try:
+                await self._session.aclose()
+            except Exception:  # noqa: BLE001 - best effort at shutdown
+                pass
+            self._session = None
         if _litellm is not None:
             try:
                 from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
@@ -272,11 +300,39 @@ class Broker:
         if isinstance(exc, litellm.BadRequestError) or status == 400:
             return BrokerError("invalid_request", "The provider rejected the request as invalid (HTTP 400); "
                                                   "check the model parameters.")
+        if isinstance(status, int) and 300 <= status < 400:
+            return BrokerError("provider_error", f"The provider answered a redirect (HTTP {status}); the broker does "
+                                                 "not follow redirects. Fix the model's api_base.")
         label = f"HTTP {status}" if status else type(exc).__name__
         return BrokerError("provider_error", f"The provider call failed ({label}); retry later or ask your admin.")
 
+    def _egress_session(self, litellm) -> None:
+        """Transport-level egress guard for litellm's OpenAI-compatible clients.
+
+        The pre-call check covers the configured endpoint; this covers what happens on the wire:
+        redirects are not followed (the SDK would follow a 307 to any host, prompt included) and
+        every request's host is checked against `allowed_hosts` before it is sent. One client
+        per event loop, since httpx connection pools are loop-bound.
+        """
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session_loop is not loop:
+            import httpx
+
+            allowed = self.allowed_hosts
+
+            async def guard(request):
+                if not host_allowed(request.url.host, request.url.port, allowed):
+                    raise EgressViolation(f"SecureLLM egress guard: {request.url.host} is not in allowed_hosts",
+                                          request=request)
+
+            self._session = httpx.AsyncClient(follow_redirects=False, event_hooks={"request": [guard]},
+                                              timeout=httpx.Timeout(self.request_timeout))
+            self._session_loop = loop
+        litellm.aclient_session = self._session
+
     async def _call(self, cfg: dict, api_base: str, messages: list, params: dict, stream: bool, caller: Caller):
         litellm = await self.litellm()
+        self._egress_session(litellm)
         kwargs = dict(params, model=cfg["model"], messages=messages, stream=stream,
                       timeout=self.request_timeout, max_retries=0, num_retries=0)
         if api_base:
@@ -295,6 +351,9 @@ class Broker:
                 if self.log:
                     self.log.warning("SecureLLM: provider call for model %r failed: %s", cfg["alias"],
                                      self.redactor.redact(f"{type(exc).__name__}: {exc}"))
+                if _caused_by(exc, EgressViolation):
+                    raise BrokerError("egress_denied", "The provider connection tried to reach a host outside "
+                                                       "c.SecureLLM.allowed_hosts and was stopped.") from None
                 raise self._map_provider_error(exc, litellm) from None
         raise AssertionError("unreachable")
 

@@ -325,8 +325,19 @@ class Broker:
                     raise EgressViolation(f"SecureLLM egress guard: {request.url.host} is not in allowed_hosts",
                                           request=request)
 
+            kwargs = {}
+            try:  # litellm's own (aiohttp-backed) transport and SSL settings, as its default client uses
+                from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, get_ssl_configuration
+
+                ssl_config = get_ssl_configuration()
+                kwargs["verify"] = ssl_config
+                kwargs["transport"] = AsyncHTTPHandler.create_async_transport(
+                    ssl_context=ssl_config if not isinstance(ssl_config, bool) else None,
+                    ssl_verify=ssl_config if isinstance(ssl_config, bool) else None)
+            except Exception:  # noqa: BLE001 - older/newer litellm: plain httpx transport
+                kwargs = {}
             self._session = httpx.AsyncClient(follow_redirects=False, event_hooks={"request": [guard]},
-                                              timeout=httpx.Timeout(self.request_timeout))
+                                              timeout=httpx.Timeout(self.request_timeout), **kwargs)
             self._session_loop = loop
         litellm.aclient_session = self._session
 

@@ -55,7 +55,7 @@ def wait_http(url, headers=None, timeout=90):
 
 
 class Setup:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, profile_server: str | None = None):
         self.tmp = tmp
         self.procs = []
         self.bao = OpenBao(tmp / "bao").start()
@@ -90,7 +90,9 @@ class Setup:
         (tmp / "config" / "jupyter_server_config.json").write_text(json.dumps(cfg))
         env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
                    JUPYTER_DATA_DIR=str(tmp / "data"))
-        self._spawn([sys.executable, "-m", "jupyter_server", "--allow-root"], "server.log", env=env)
+        prof = ["-m", "cProfile", "-o", profile_server] if profile_server else []
+        self._spawn([sys.executable, *prof, "-m", "jupyter_server", "--allow-root"], "server.log", env=env)
+        self.server_pid = self.procs[-1].pid
         auth = {"Authorization": f"token {self.jtoken}"}
         wait_http(f"http://127.0.0.1:{self.port}/api/status", auth)
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/kernels", method="POST",
@@ -185,6 +187,12 @@ async def measure(fn, n, concurrency=1):
     return samples, errors
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its reaped children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def row(name, d, b):
     (ds, de), (bs, be) = d, b
     dm, bm = statistics.median(ds) * 1e3, statistics.median(bs) * 1e3
@@ -198,7 +206,7 @@ async def main_async(args):
     import httpx
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-broker-"))
-    s = Setup(tmp)
+    s = Setup(tmp, args.profile_server)
     try:
         import litellm
 
@@ -214,15 +222,23 @@ async def main_async(args):
                   f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
             print(f"{'latency (ms)':<34} {'direct':>8} {'broker':>8} {'added':>8} | {'p99 dir':>8} {'p99 brk':>8} "
                   f"{'added':>8} | {'calls':>5} {'err':>4}")
-            results = {}
+            results, cpu = {}, {}
             for name, stream, conc, n in (
                 ("single, non-streaming", False, 1, args.n),
                 ("single, streaming", True, 1, args.n),
                 (f"{args.concurrency} concurrent, streaming", True, args.concurrency, args.concurrency * args.rounds),
             ):
+                c0 = time.process_time()
                 d = await measure(lambda: direct_call(litellm, s, stream), n, conc)
+                c1, srv0 = time.process_time(), proc_cpu(s.server_pid)
                 b = await measure(lambda: broker_call(client, s, stream), n, conc)
+                c2, srv1 = time.process_time(), proc_cpu(s.server_pid)
                 results[name] = row(name, d, b)
+                cpu[name] = ((c1 - c0) / n * 1e3, (srv1 - srv0) / n * 1e3, (c2 - c1) / n * 1e3)
+            print("\nCPU ms per call (shows where added latency under concurrency comes from on a busy 2-core box):")
+            for name, (direct_cpu, server_cpu, client_cpu) in cpu.items():
+                print(f"  {name:<32} direct litellm {direct_cpu:6.2f} | broker server {server_cpu:6.2f} "
+                      f"+ kernel-side HTTP client {client_cpu:6.2f}")
     finally:
         s.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -234,6 +250,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--profile-server", metavar="FILE", help="run the server under cProfile, stats to FILE")
     args = ap.parse_args(argv)
     asyncio.run(main_async(args))
 

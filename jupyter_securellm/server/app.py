@@ -152,7 +152,13 @@ class SecureLLM(ExtensionApp):
     @property
     def owner(self) -> str:
         """The user this single-user server (and its kernels) belongs to."""
-        return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+        user = os.environ.get("JUPYTERHUB_USER")
+        if user:
+            return user
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):  # a container uid without a passwd entry
+            return str(os.getuid())
 
     def check_config(self) -> None:
         """Raise ConfigError naming the first trait whose value cannot work."""
@@ -214,9 +220,15 @@ class SecureLLM(ExtensionApp):
                 label = f"{host}:{port}" if port else host
                 raise ConfigError(f"c.SecureLLM.allowed_hosts: {where} sends its key to {label}, which is not "
                                   "allowlisted; add it or change the model.")
+        import fnmatch
+
         for g in self.user_secret_paths:
             if not g.strip("/"):
                 raise ConfigError("c.SecureLLM.user_secret_paths: empty glob.")
+            for alias, cfg in self.models.items():
+                if fnmatch.fnmatchcase(cfg["secret_path"].strip("/"), g.strip("/")):
+                    self.log.warning("SecureLLM: c.SecureLLM.user_secret_paths glob %r matches the key path of "
+                                     "model %r; provider keys are never returned, narrow the glob.", g, alias)
 
     def vault_settings(self):
         """Build the Vault client's settings object from the vault_* traits."""

@@ -34,6 +34,7 @@ PARAMS: dict[str, tuple] = {
     "top_logprobs": (int,), "parallel_tool_calls": (bool,),
 }
 RESERVED = {"model", "messages", "stream", "api_base"}
+_STRUCTURAL = {"role", "type", "tool_call_id", "id", "finish_reason"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,44 +216,60 @@ class Broker:
         return cfg, params
 
     # -- DLP ----------------------------------------------------------------------------------
-    def _texts(self, messages):
-        """Yield (index, setter, text) for every text a prompt carries to the provider."""
-        for i, m in enumerate(messages):
-            c = m.get("content")
-            if isinstance(c, str):
-                yield i, (lambda v, m=m: m.__setitem__("content", v)), c
-            elif isinstance(c, list):
-                for part in c:
-                    if isinstance(part, dict) and isinstance(part.get("text"), str):
-                        yield i, (lambda v, p=part: p.__setitem__("text", v)), part["text"]
-            for tc in m.get("tool_calls") or []:
-                fn = tc.get("function") if isinstance(tc, dict) else None
-                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                    yield i, (lambda v, f=fn: f.__setitem__("arguments", v)), fn["arguments"]
+    def _texts(self, messages, params):
+        """Yield (where, setter, text) for every string a request carries to the provider.
 
-    def prompt_dlp(self, messages: list) -> tuple[list, list]:
-        """Block (default) or redact secrets in the prompt; returns (messages, findings)."""
+        All strings of every message (content, parts, names, tool-call arguments...) and of the
+        parameters (tool definitions, response_format, stop...), except structural fields and
+        inline data URLs (base64 images are not text a user typed).
+        """
+        def walk(obj, where):
+            if isinstance(obj, dict):
+                for k, v in obj.items():
+                    if isinstance(v, str):
+                        if k in _STRUCTURAL or (k == "url" and v.startswith("data:")):
+                            continue
+                        yield where, (lambda new, o=obj, k=k: o.__setitem__(k, new)), v
+                    else:
+                        yield from walk(v, where)
+            elif isinstance(obj, list):
+                for j, v in enumerate(obj):
+                    if isinstance(v, str):
+                        yield where, (lambda new, o=obj, j=j: o.__setitem__(j, new)), v
+                    else:
+                        yield from walk(v, where)
+
+        for i, m in enumerate(messages):
+            yield from walk(m, f"message {i}")
+        for k, v in params.items():
+            if isinstance(v, str):
+                yield f"parameter {k!r}", (lambda new, k=k: params.__setitem__(k, new)), v
+            else:
+                yield from walk(v, f"parameter {k!r}")
+
+    def prompt_dlp(self, messages: list, params: dict | None = None) -> tuple[list, dict, list]:
+        """Block (default) or redact secrets in the request; returns (messages, params, findings)."""
         import copy
 
-        messages = copy.deepcopy(messages)
+        messages, params = copy.deepcopy(messages), copy.deepcopy(params or {})
         found = []
         scanner = self.redactor.scanner
-        for i, setter, text in self._texts(messages):
+        for where, setter, text in self._texts(messages, params):
             fs = scanner.scan(text)
             if not fs:
                 continue
-            found.extend({"message": i, "rule_id": f.rule_id, "fingerprint": f.fingerprint} for f in fs)
+            found.extend({"where": where, "rule_id": f.rule_id, "fingerprint": f.fingerprint} for f in fs)
             if self.prompt_dlp_mode == "redact":
                 setter(self.redactor.redact(text))
         if found and self.prompt_dlp_mode != "redact":
             rules = ", ".join(sorted({f["rule_id"] for f in found}))
             raise BrokerError(
                 "dlp_blocked",
-                f"The prompt was not sent: it contains what looks like a secret ({rules}) in message "
-                f"{found[0]['message']}; remove it and use secrets.get() to keep credentials out of prompts.",
+                f"The prompt was not sent: it contains what looks like a secret ({rules}) in {found[0]['where']}; "
+                "remove it and use secrets.get() to keep credentials out of prompts.",
                 findings=found,
             )
-        return messages, found
+        return messages, params, found
 
     # -- Vault ----------------------------------------------------------------------------------
     async def read_key(self, cfg: dict, user: str, *, fresh: bool = False, provider_key: bool = True) -> str:
@@ -371,7 +388,7 @@ class Broker:
     async def _prepare(self, caller: Caller, body: Any):
         cfg, params = self.validate(body)
         await self.policy.check(caller, "chat", {"model": cfg["alias"], "params": params})
-        messages, _ = self.prompt_dlp(body["messages"])
+        messages, params, _ = self.prompt_dlp(body["messages"], params)
         api_base, _host = endpoint_for(cfg, body.get("api_base"))
         return cfg, params, messages, api_base
 

@@ -112,3 +112,20 @@ async def test_wrong_method_answers_in_the_contract_shape(broker_api):
     assert code == 405 and set(body["error"]) == {"type", "message"}
     code, body, _ = await broker_api("models", "{}", method="POST")
     assert code == 405 and body["error"]["type"] == "invalid_request"
+
+
+async def test_dlp_covers_parts_tool_definitions_and_names(broker_api, provider):
+    leaked = fake_secret("stripe-secret-key")
+    bodies = [
+        {"model": "gpt", "messages": [{"role": "user", "content": [{"type": "text", "text": f"k={leaked}"}]}]},
+        {"model": "gpt", "messages": [{"role": "user", "content": "x"}],
+         "tools": [{"type": "function", "function": {"name": "f", "description": f"use {leaked}",
+                                                     "parameters": {"type": "object"}}}]},
+        {"model": "gpt", "messages": [{"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": f'{{"k": "{leaked}"}}'}}]},
+            {"role": "user", "content": "x"}]},
+    ]
+    for body in bodies:
+        code, parsed, raw = await broker_api("chat/completions", body)
+        assert code == 422 and parsed["error"]["type"] == "dlp_blocked" and not (leaked in raw)
+    assert provider.requests == []

@@ -66,3 +66,18 @@ async def test_missing_secret_is_not_found(broker_api, bao, provider):
     code, body, _ = await chat(broker_api)
     assert code == 404 and body["error"]["type"] == "not_found" and "Vault" in body["error"]["message"]
     assert provider.requests == []
+
+
+async def test_kernel_call_failing_with_503_logs_no_token(kernels, broker_api, bao, provider, server_log):
+    """A kernel-token call that fails server-side (5xx access log, warnings): the token never shows."""
+    kid = await kernels.start()
+    tok = (await kernels.run(kid, "import os; print(os.environ['JUPYTER_SECURELLM_KERNEL_TOKEN'])")).strip()
+    bao.kill()
+    await asyncio.sleep(1.3)
+    code, body, _ = await broker_api("chat/completions", {"model": "gpt", "messages": MSG},
+                                     headers={"X-SecureLLM-Token": tok}, auth=False)
+    assert code == 503 and body["error"]["type"] == "vault_unavailable"
+    log = server_log()
+    assert "503 POST" in log
+    assert not (tok in log)
+    bao.start()

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+
+_STATE = threading.local()
 
 PR_SET_DUMPABLE = 4
 PR_GET_DUMPABLE = 3
@@ -50,6 +53,20 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "_securellm_redacted", False):
             return True
+        if getattr(_STATE, "busy", False):
+            # a record logged by the redactor itself while redacting: never recurse, never pass raw
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "[log record emitted during redaction withheld]", (), None, None)
+            record._securellm_redacted = True
+            return True
+        _STATE.busy = True
+        try:
+            self._redact(record)
+        finally:
+            _STATE.busy = False
+        return True
+
+    def _redact(self, record: logging.LogRecord) -> None:
         try:
             msg = record.getMessage()
         except Exception:  # a broken format string must not let raw args through
@@ -63,7 +80,6 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redactor.redact(record.stack_info)
         record._securellm_redacted = True
-        return True
 
 
 def install_log_filter(redactor, extra_loggers=()) -> RedactingFilter:

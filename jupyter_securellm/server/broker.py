@@ -273,36 +273,44 @@ class Broker:
 
     # -- Vault ----------------------------------------------------------------------------------
     async def read_key(self, cfg: dict, user: str, *, fresh: bool = False, provider_key: bool = True) -> str:
+        """Read a secret off the event loop; Vault errors become contract errors naming Vault."""
         from . import vault as vault_mod
 
         path, key = cfg["secret_path"], cfg["secret_key"]
+        what = f"the key of model {cfg['alias']!r}" if provider_key else f"secret {path!r}"
         try:
             if fresh:
                 await self._run(self.vault.invalidate, path)
             value = await self._run(self.vault.read_secret, path, key, user=user)
-        except vault_mod.SecretNotFound:
-            raise BrokerError("not_found", f"Vault has no key {key!r} at {path!r} for model {cfg['alias']!r}; "
-                                           "ask your admin to store it or fix c.SecureLLM.models.") from None
-        except vault_mod.VaultSealed:
-            raise BrokerError("vault_unavailable", "Vault is sealed and no cached key is valid; "
-                                                   "ask your admin to unseal Vault, then retry.") from None
-        except vault_mod.VaultUnavailable:
-            raise BrokerError("vault_unavailable", "Vault is unreachable and no cached key is valid; "
-                                                   "check c.SecureLLM.vault_url and that Vault is up, then retry.") from None
-        except vault_mod.VaultAuthError:
-            raise BrokerError("vault_unavailable", "The server could not log in to Vault; "
-                                                   "check the c.SecureLLM.vault_* auth settings.") from None
-        except vault_mod.VaultPermissionDenied:
-            raise BrokerError("vault_unavailable", f"Vault denied reading {path!r}; "
-                                                   "ask your admin to grant the server's Vault role read access.") from None
-        except vault_mod.VaultConfigError:
-            raise BrokerError("invalid_request", f"The Vault path {path!r} or key {key!r} is not usable; "
-                                                 "check the path and field name.") from None
-        except vault_mod.VaultError:
-            raise BrokerError("vault_unavailable", "Vault returned an error while reading the provider key; "
-                                                   "see the server log and retry.") from None
+        except vault_mod.VaultError as exc:
+            if self.log:  # the client's messages carry no secrets; the log filter redacts anyway
+                self.log.warning("SecureLLM: Vault error reading %s: %s: %s", what, type(exc).__name__, exc)
+            raise self._map_vault_error(exc, vault_mod, path, key, what) from None
         self.remember_secret(value, provider_key=provider_key)
         return value
+
+    @staticmethod
+    def _map_vault_error(exc, vault_mod, path: str, key: str, what: str) -> BrokerError:
+        if isinstance(exc, vault_mod.SecretNotFound):
+            return BrokerError("not_found", f"Vault has no field {key!r} at {path!r} ({what}); "
+                                            "ask your admin to store it or fix the configuration.")
+        if isinstance(exc, vault_mod.VaultSealed):
+            return BrokerError("vault_unavailable", "Vault is sealed and no cached value is valid; "
+                                                    "ask your admin to unseal Vault, then retry.")
+        if isinstance(exc, vault_mod.VaultUnavailable):
+            return BrokerError("vault_unavailable", "Vault is unreachable and no cached value is valid; "
+                                                    "check c.SecureLLM.vault_url and that Vault is up, then retry.")
+        if isinstance(exc, vault_mod.VaultAuthError):
+            return BrokerError("vault_unavailable", "The server could not log in to Vault; "
+                                                    "check the c.SecureLLM.vault_* auth settings.")
+        if isinstance(exc, vault_mod.VaultPermissionDenied):
+            return BrokerError("vault_unavailable", f"Vault denied reading {path!r}; "
+                                                    "ask your admin to grant the server's Vault role read access.")
+        if isinstance(exc, vault_mod.VaultConfigError):
+            return BrokerError("invalid_request", f"The Vault path {path!r} or field {key!r} is not usable; "
+                                                  "check the path and field name.")
+        return BrokerError("vault_unavailable", f"Vault returned an error while reading {what}; "
+                                                "see the server log and retry.")
 
     # -- litellm --------------------------------------------------------------------------------
     def _map_provider_error(self, exc, litellm) -> BrokerError:
@@ -485,11 +493,19 @@ class Broker:
                 "data": [{"id": a, "object": "model", "owned_by": "jupyter-securellm"} for a in sorted(self.models)]}
 
     def _is_provider_path(self, path: str, user: str) -> bool:
+        """Any path a model's key may be read from: its template, any user's path, the shared fallback."""
         norm = path.strip("/")
         for cfg in self.models.values():
             tpl = cfg["secret_path"].strip("/")
-            for cand in {tpl, tpl.replace("{user}", user)}:
-                if norm == cand or fnmatch.fnmatchcase(norm, cand.replace("{user}", "*")):
+            cands = {tpl, tpl.replace("{user}", user), "/".join(s for s in tpl.split("/") if s != "{user}")}
+            try:
+                from .vault import candidate_paths
+
+                cands.update(candidate_paths(tpl, user))
+            except Exception:  # noqa: BLE001 - the sets above already cover the usual shapes
+                pass
+            for cand in cands:
+                if cand and (norm == cand or fnmatch.fnmatchcase(norm, cand.replace("{user}", "*"))):
                     return True
         return False
 

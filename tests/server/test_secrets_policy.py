@@ -20,3 +20,4 @@ async def test_provider_key_never_returned_even_with_catch_all_globs(broker_api,
     assert code == 200 and body["value"] == db_password
     code, body, _ = await broker_api("secrets/get", {"path": "../llm/openai", "key": "api_key"})
     assert code == 400
+

@@ -1,6 +1,7 @@
 """Redaction: replace every finding with a placeholder naming its rule, for whole texts and for streams."""
 from __future__ import annotations
 
+import re
 import threading
 
 from . import known as known_mod
@@ -237,11 +238,73 @@ def pattern_alphabet(pattern: str, flags: int = 0) -> _Alphabet:
     return _Alphabet(chars, non_ascii)
 
 
-class _Detector:
-    __slots__ = ("rx", "alphabet", "width")
+def pattern_first_chars(pattern: str, flags: int = 0) -> re.Pattern | None:
+    """A character class of what a match of `pattern` can start with (None: could be anything)."""
+    from re import _constants as c  # type: ignore[attr-defined]
+    from re import _parser  # type: ignore[attr-defined]
 
-    def __init__(self, rx, alphabet: _Alphabet, width: int):
-        self.rx, self.alphabet, self.width = rx, alphabet, width
+    class _Any(Exception):
+        pass
+
+    def first(seq, icase) -> tuple[set[str], bool]:
+        """(first characters, whether `seq` can match empty)."""
+        out: set[str] = set()
+        for op, av in seq:
+            if op in (c.ASSERT, c.ASSERT_NOT, c.AT):
+                continue
+            if op is c.LITERAL:
+                ch = chr(av)
+                out |= {ch, ch.lower(), ch.upper()} if icase else {ch}
+                return out, False
+            if op is c.IN:
+                if any(iop is not c.LITERAL and iop is not c.RANGE for iop, _ in av):
+                    raise _Any
+                for iop, iav in av:
+                    chars = [chr(iav)] if iop is c.LITERAL else [chr(x) for x in range(iav[0], iav[1] + 1)]
+                    for ch in chars:
+                        out |= {ch, ch.lower(), ch.upper()} if icase else {ch}
+                return out, False
+            if op is c.SUBPATTERN:
+                _g, add_flags, del_flags, sub = av
+                ic = (icase or bool(add_flags & re.IGNORECASE)) and not (del_flags & re.IGNORECASE)
+                chars, empty = first(sub, ic)
+                out |= chars
+                if not empty:
+                    return out, False
+                continue
+            if op is c.BRANCH:
+                empty_any = False
+                for b in av[1]:
+                    chars, empty = first(b, icase)
+                    out |= chars
+                    empty_any |= empty
+                if not empty_any:
+                    return out, False
+                continue
+            if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+                chars, empty = first(av[2], icase)
+                out |= chars
+                if av[0] > 0 and not empty:
+                    return out, False
+                continue
+            raise _Any
+        return out, True
+
+    try:
+        parsed = _parser.parse(pattern, flags)
+        chars, empty = first(parsed, bool(parsed.state.flags & re.IGNORECASE))
+    except _Any:
+        return None
+    if empty or not chars:
+        return None
+    return re.compile("[" + "".join(re.escape(ch) for ch in sorted(chars)) + "]")
+
+
+class _Detector:
+    __slots__ = ("rx", "alphabet", "width", "first")
+
+    def __init__(self, rx, alphabet: _Alphabet, width: int, first: re.Pattern | None = None):
+        self.rx, self.alphabet, self.width, self.first = rx, alphabet, width, first
 
 
 _RULE_DETECTORS: dict[int, tuple[object, list[_Detector]]] = {}
@@ -259,7 +322,12 @@ def _detectors(scanner: Scanner) -> list[_Detector]:
         entry = _RULE_DETECTORS.get(id(scanner.rules))
         if entry is None or entry[0] is not scanner.rules:
             dets = [
-                _Detector(regex.compile(r.pattern, regex.ASCII | regex.VERSION0), pattern_alphabet(r.pattern, _re.ASCII), r.max_width)
+                _Detector(
+                    regex.compile(r.pattern, regex.ASCII | regex.VERSION0),
+                    pattern_alphabet(r.pattern, _re.ASCII),
+                    r.max_width,
+                    pattern_first_chars(r.pattern, _re.ASCII),
+                )
                 for r in scanner.rules
             ]
             entry = (scanner.rules, dets)
@@ -294,17 +362,80 @@ def _detectors(scanner: Scanner) -> list[_Detector]:
         return dets + ([kentry[2]] if kentry[2] is not None else [])
 
 
+#: How far back `_partial_start` walks character by character before falling back to per-detector regexes.
+_WALK_LIMIT = 256
+
+
+class _DetectorSet:
+    """The detectors of one scanner state, with per-character bitmasks of which alphabets admit it."""
+
+    __slots__ = ("version", "detectors", "masks", "non_ascii_mask", "all_mask")
+
+    def __init__(self, version: int, detectors: list[_Detector]):
+        self.version = version
+        self.detectors = detectors
+        self.masks = {ch: 0 for ch in _ASCII}
+        self.non_ascii_mask = 0
+        for i, det in enumerate(detectors):
+            bit = 1 << i
+            for ch in det.alphabet.ascii:
+                self.masks[ch] |= bit
+            if det.alphabet.non_ascii:
+                self.non_ascii_mask |= bit
+        self.all_mask = (1 << len(detectors)) - 1
+
+
 def _partial_start(scanner: Scanner, buf: str, start: int) -> int:
     """Earliest index >= start where a match could begin and not be finished by the end of `buf`."""
     n = len(buf)
+    ds = scanner.__dict__.get("_partial_detectors")
+    if ds is None or ds.version != scanner.known_version:
+        ds = _DetectorSet(scanner.known_version, _detectors(scanner))
+        scanner.__dict__["_partial_detectors"] = ds
+    # Walk back over the tail once, dropping each detector at the first character its alphabet refuses:
+    # that character bounds where its partial match could start. Most detectors drop at once.
+    tails: dict[int, int] = {}
+    alive = ds.all_mask
+    masks, non_ascii = ds.masks, ds.non_ascii_mask
+    i = n
+    stop = max(start, n - _WALK_LIMIT)
+    while alive and i > stop:
+        ch = buf[i - 1]
+        m = masks.get(ch, 0) if ch < "\x80" else non_ascii
+        dead = alive & ~m
+        if dead:
+            alive &= m
+            while dead:
+                low = dead & -dead
+                tails[low.bit_length() - 1] = i
+                dead ^= low
+        i -= 1
     hold = n
-    cached = scanner.__dict__.get("_partial_detectors")
-    if cached is None or cached[0] != scanner.known_version:
-        cached = (scanner.known_version, _detectors(scanner))
-        scanner.__dict__["_partial_detectors"] = cached
-    rev = buf[::-1]
-    for det in cached[1]:
-        pos = det.alphabet.tail_start(rev, n, max(start, n - det.width))
+    rev = None
+    dets = ds.detectors
+    # detectors that dropped out at the very last character cannot be mid-match; the rest are candidates
+    candidates = [k for k, t in tails.items() if t < n]
+    rest = alive
+    while rest:
+        low = rest & -rest
+        candidates.append(low.bit_length() - 1)
+        rest ^= low
+    for k in candidates:
+        det = dets[k]
+        floor = max(start, n - det.width)
+        if k in tails:
+            pos = max(tails[k], floor)
+        elif i <= floor:
+            pos = floor  # walked past this detector's reach: every position down to its floor is possible
+        else:
+            if rev is None:
+                rev = buf[::-1]
+            pos = det.alphabet.tail_start(rev, n, floor)
+        if det.first is not None:
+            f = det.first.search(buf, pos, hold)
+            if f is None:
+                continue
+            pos = f.start()
         while pos < hold:
             m = det.rx.search(buf, pos, partial=True)
             if m is None:

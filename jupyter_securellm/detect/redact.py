@@ -308,58 +308,63 @@ class _Detector:
 
 
 _RULE_DETECTORS: dict[int, tuple[object, list[_Detector]]] = {}
-_KNOWN_DETECTORS: dict[int, tuple[object, int, _Detector | None]] = {}
 _PARTIAL_LOCK = threading.Lock()
 
 
-def _detectors(scanner: Scanner) -> list[_Detector]:
-    """Per-rule partial-match detectors (shared per rule set) plus one for the scanner's known secrets."""
-    import re as _re
-
+def _rule_detectors(rules) -> list[_Detector]:
+    """Partial-match detectors for a rule set, built once per process and shared by every stream."""
     import regex
 
     with _PARTIAL_LOCK:
-        entry = _RULE_DETECTORS.get(id(scanner.rules))
-        if entry is None or entry[0] is not scanner.rules:
+        entry = _RULE_DETECTORS.get(id(rules))
+        if entry is None or entry[0] is not rules:
             dets = [
                 _Detector(
                     regex.compile(r.pattern, regex.ASCII | regex.VERSION0),
-                    pattern_alphabet(r.pattern, _re.ASCII),
+                    pattern_alphabet(r.pattern, re.ASCII),
                     r.max_width,
-                    pattern_first_chars(r.pattern, _re.ASCII),
+                    pattern_first_chars(r.pattern, re.ASCII),
                 )
-                for r in scanner.rules
+                for r in rules
             ]
-            entry = (scanner.rules, dets)
-            _RULE_DETECTORS[id(scanner.rules)] = entry
-        dets = entry[1]
-        kentry = _KNOWN_DETECTORS.get(id(scanner))
-        if kentry is None or kentry[0] is not scanner or kentry[1] != scanner.known_version:
-            kdet = None
-            secrets = scanner.known_secrets()
-            if secrets:
-                alts, alphabet, width = [], set(), 0
-                for secret in secrets:
-                    forms = sorted(known_mod.variants(secret), key=len, reverse=True)
-                    alts.append("|".join(_re.escape(v) for v in forms))
-                    for v in forms:
-                        alphabet.update(v)
-                    width = max(width, max(len(v) for v in forms))
-                    sep = known_mod.separated_pattern(secret)
-                    if sep:
-                        alts.append(sep)
-                        alphabet.update(" \t\n\r\f\v\x1b[;m0123456789")
-                        alphabet.update(known_mod.ZERO_WIDTH)
-                        width = max(width, known_mod.separated_max_width(secret))
-                ascii_part = {ch for ch in alphabet if ch < "\x80"}
-                kdet = _Detector(
-                    regex.compile("|".join(f"(?:{a})" for a in alts), regex.VERSION0),
-                    _Alphabet(ascii_part, len(ascii_part) < len(alphabet)),
-                    width,
-                )
-            kentry = (scanner, scanner.known_version, kdet)
-            _KNOWN_DETECTORS[id(scanner)] = kentry
-        return dets + ([kentry[2]] if kentry[2] is not None else [])
+            entry = (rules, dets)
+            _RULE_DETECTORS[id(rules)] = entry
+        return entry[1]
+
+
+def _known_detector(secrets: tuple[str, ...]) -> _Detector | None:
+    """One detector for every literal and separated form of the known secrets."""
+    import regex
+
+    if not secrets:
+        return None
+    alts, alphabet, firsts, width = [], set(), set(), 0
+    for secret in secrets:
+        forms = sorted(known_mod.variants(secret), key=len, reverse=True)
+        alts.append("|".join(re.escape(v) for v in forms))
+        for v in forms:
+            alphabet.update(v)
+            firsts.add(v[0])
+        width = max(width, max(len(v) for v in forms))
+        sep = known_mod.separated_pattern(secret)
+        if sep:
+            alts.append(sep)
+            alphabet.update(" \t\n\r\f\v\x1b[;m0123456789")
+            alphabet.update(known_mod.ZERO_WIDTH)
+            firsts.add(secret[0])
+            width = max(width, known_mod.separated_max_width(secret))
+    ascii_part = {ch for ch in alphabet if ch < "\x80"}
+    return _Detector(
+        regex.compile("|".join(f"(?:{a})" for a in alts), regex.VERSION0),
+        _Alphabet(ascii_part, len(ascii_part) < len(alphabet)),
+        width,
+        re.compile("[" + "".join(re.escape(ch) for ch in sorted(firsts)) + "]"),
+    )
+
+
+def _detectors(scanner: Scanner) -> list[_Detector]:
+    known = _known_detector(scanner.known_secrets())
+    return _rule_detectors(scanner.rules) + ([known] if known is not None else [])
 
 
 #: How far back `_partial_start` walks character by character before falling back to per-detector regexes.

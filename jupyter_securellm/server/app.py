@@ -327,6 +327,9 @@ class SecureLLM(ExtensionApp):
         )
         launch.on_token = broker.remember_secret
         kernels.install(mkm, launch)
+        from .terminals import install as install_terminal_env  # terminals: same sanitizer as kernels
+
+        install_terminal_env(self.serverapp, launch.sanitizer, log=self.log)
         self.kernel_tokens = tokens
 
         self.settings.update({

@@ -277,9 +277,12 @@ def configure_openbao(bao, api: KubernetesAPI, role: str, policies: list[str], *
     bao.enable_auth("kubernetes", mount)
     c = bao.client()
     reviewer = reviewer_jwt or api.reviewer_token()
-    c.auth.kubernetes.configure(
-        kubernetes_host=api.url, kubernetes_ca_cert=api.ca_pem, token_reviewer_jwt=reviewer,
-        pem_keys=[api.public_pem] if pem_keys else None, disable_local_ca_jwt=True, mount_point=mount)
+    config = {"kubernetes_host": api.url, "token_reviewer_jwt": reviewer, "disable_local_ca_jwt": bool(api.ca_pem)}
+    if api.ca_pem:
+        config["kubernetes_ca_cert"] = api.ca_pem
+    if pem_keys:  # OpenBao takes public keys; hvac's configure() would only let certificates through
+        config["pem_keys"] = [api.public_pem]
+    c.adapter.post(f"/v1/auth/{mount}/config", json=config)
     c.auth.kubernetes.create_role(
         name=role, bound_service_account_names=[service_account],
         bound_service_account_namespaces=[namespace], policies=policies, ttl=token_ttl,

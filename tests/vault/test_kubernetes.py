@@ -190,3 +190,24 @@ def test_standin_speaks_the_tokenreview_wire_format(k8s_api):
         _post(api, {"spec": {"token": jwt}}, bearer=reviewer, ca=False)
     # the record keeps fingerprints, never tokens
     assert _leaks([json.dumps(api.requests)], [jwt, reviewer]) == []
+
+
+def test_pem_keys_refuse_a_token_signed_by_another_key(openbao, kv, k8s_api, unique_path, write_file, tmp_path):
+    """With `pem_keys`, OpenBao checks the signature itself: a forged token never reaches the review."""
+    mount, role = f"k8s-{unique_path}", f"jupyter-{unique_path}"
+    configure_openbao(openbao, k8s_api, role, [kv["policy"]], service_account=SA, namespace=NS,
+                      mount=mount, pem_keys=True)
+    settings = dict(url=openbao.url, auth_method="kubernetes", role=role, auth_mount=mount)
+    with KubernetesAPI(tmp_path / "rogue") as rogue:   # another signing key, same claims
+        forged = rogue.issue_token(SA, NS)
+    vc = VaultClient(VaultSettings(jwt_path=write_file("forged", forged), **settings))
+    with pytest.raises(VaultAuthError, match=role):
+        vc.read_secret(f"{kv['prefix']}/openai", "api_key")
+    vc.close()
+    assert k8s_api.reviews() == []
+    good = VaultClient(VaultSettings(jwt_path=write_file("sa-token", k8s_api.issue_token(SA, NS)), **settings))
+    try:
+        assert good.read_secret(f"{kv['prefix']}/openai", "api_key") == kv["shared"]
+        assert len(k8s_api.reviews()) == 1
+    finally:
+        good.close()

@@ -44,6 +44,8 @@ def secret_forms(value: str) -> dict[str, str]:
     forms = encodings(value)
     forms["json-list"] = json.dumps(list(value))
     forms["py-list"] = repr(list(value))
+    forms["py-list-wrapped"] = ",\n ".join(map(repr, value))
+    forms["json-list-escaped"] = json.dumps(json.dumps(list(value)))[1:-1]
     forms["spaced"] = " ".join(value)
     return forms
 

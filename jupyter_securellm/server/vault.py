@@ -438,10 +438,12 @@ class VaultClient:
             elif s.auth_method == "jwt":
                 jwt = self._read_file(s.jwt_path, "vault_jwt_path")
                 self._sensitive.add(jwt)
+                self._register([jwt])  # a login credential: redacted wherever it is printed or logged
                 res = self._client.auth.jwt.jwt_login(role=s.role, jwt=jwt, use_token=False, path=s.mount)
             else:
                 jwt = self._read_file(s.jwt_path or K8S_TOKEN_PATH, "vault_jwt_path")
                 self._sensitive.add(jwt)
+                self._register([jwt])
                 res = self._client.auth.kubernetes.login(role=s.role, jwt=jwt, use_token=False,
                                                          mount_point=s.mount)
         except VaultError:

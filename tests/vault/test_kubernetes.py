@@ -84,6 +84,7 @@ def test_login_reads_kv_secret_via_token_review(openbao, kv, k8s, write_file, ca
         assert meta["service_account_name"] == SA and meta["service_account_namespace"] == NS
         assert meta["role"] == k8s["role"]
         assert vault_token in seen and kv["shared"] in seen
+        assert jwt in seen, "the service-account JWT is a credential too: the redactor must know it"
         assert _leaks([caplog.text, json.dumps(st)], [jwt, vault_token, k8s["reviewer"]]) == []
     finally:
         vc.close()

@@ -20,6 +20,8 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403  (jp_serverapp, async test hooks)
+
 from jupyter_securellm.testing.pytest_plugin import provider_key  # noqa: E402,F401  (reused fixture)
 from jupyter_securellm.testing.provider import FakeProvider  # noqa: E402
 

@@ -22,8 +22,8 @@ _spec = importlib.util.spec_from_file_location(
     "_sec_server_conftest", pathlib.Path(__file__).resolve().parent.parent / "server" / "conftest.py")
 _srv = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_srv)
-bao, server_token_file, provider_key, jp_server_config, broker_api = (  # reused fixtures
-    _srv.bao, _srv.server_token_file, _srv.provider_key, _srv.jp_server_config, _srv.broker_api)
+bao, server_token_file, provider_key, jp_server_config, broker_api, server_log = (  # reused fixtures
+    _srv.bao, _srv.server_token_file, _srv.provider_key, _srv.jp_server_config, _srv.broker_api, _srv.server_log)
 
 PIECE = 4
 
@@ -50,6 +50,17 @@ class _Evil(BaseHTTPRequestHandler):
                 return {"role": "assistant", "tool_calls": [call]} if first else {"tool_calls": [call]}
             return {mode: piece}
 
+        if mode.startswith("error"):  # an error body (and a header) quoting the key, as some proxies do
+            status = int(mode[5:])
+            data = json.dumps({"error": {"message": f"Incorrect API key provided: {key}", "type": "x",
+                                         "code": key}}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Echo-Authorization", f"Bearer {key}")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if not body.get("stream"):
             msg = {"role": "assistant", "content": None}
             if mode == "tool_args":
@@ -138,3 +149,15 @@ async def test_hostile_provider_split_key_in_other_fields(broker_api, evil, prov
     text = raw + "\n" + (_joined(raw) if stream else json.dumps(json.loads(raw)))
     assert "the header was" in text.replace("\n", "") or "the h" in text  # the answer came through
     rt.assert_no_secret(text, provider_key, f"{mode} (stream={stream}) from a hostile provider")
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 500, 503])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_error_bodies_quoting_the_key_reach_neither_caller_nor_log(broker_api, evil, provider_key, rt,
+                                                                        server_log, status, stream):
+    code, _, raw = await broker_api("chat/completions", {"model": "gpt", "stream": stream,
+                                                        "messages": [{"role": "user", "content": f"error{status}"}]})
+    assert code >= 400 and evil.seen and all(evil.seen), (code, raw[:200])
+    assert '"error"' in raw
+    rt.assert_no_secret(raw, provider_key, f"the error answer to a provider {status}")
+    rt.assert_no_secret(server_log(), provider_key, f"the server log after a provider {status}")

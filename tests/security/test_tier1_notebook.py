@@ -54,6 +54,11 @@ CELLS = {
 }
 
 
+# Forms the server's save hook does not recognise when they reach it raw (the kernel redacts them
+# before they are ever output, see kernel/redaction.py listed_forms; the engine does not know them).
+SAVE_HOOK_GAPS = {"py-list", "json-list", "py-list-wrapped", "json-list-escaped"}
+
+
 def _outputs(msgs) -> list:
     """nbformat outputs from iopub messages (what a front end would save)."""
     outs = []
@@ -104,6 +109,13 @@ def test_saved_checkpointed_and_exported_notebook_holds_no_secret(careless, stac
                         nbformat.v4.new_output("display_data", data={"text/html": f"<td>{secret}</td>",
                                                                      "text/plain": repr(secret)})]
     nb.cells.append(raw_cell)
+    forms = {k: v for k, v in rt.secret_forms(secret).items() if k not in SAVE_HOOK_GAPS}
+    enc_cell = nbformat.v4.new_code_cell("# " + " ".join(forms.values()))  # a pasted secret, every form
+    enc_cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="\n".join(forms.values())),
+                        nbformat.v4.new_output("error", ename="ValueError", evalue=forms["hex"],
+                                               traceback=[f"\x1b[0;31mValueError\x1b[0m: {v}" for v in forms.values()])]
+    enc_cell.metadata["tags"] = [forms["base64"]]
+    nb.cells.append(enc_cell)
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "version_minor": 0,
                               "state": {"abc": {"model_name": "PasswordModel", "state": {"value": secret}}}}}
     name = "careless.ipynb"
@@ -139,3 +151,17 @@ def test_history_db_holds_no_pasted_secret(careless, stack, rt):
     assert dbs, "no IPython history database found"
     blob = b"".join(p.read_bytes() for p in dbs for p in [p] + list(p.parent.glob("history.sqlite-*")))
     rt.assert_no_secret(blob.decode("latin-1"), secret, "the IPython history database")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "detect/known.py variants(): list(secret) forms (quotes and commas between characters) are not "
+    "known-secret variants, so the server save hook keeps them; the kernel redacts them first "
+    "(kernel/redaction.py listed_forms), so this only bites when output bypassed the kernel"))
+def test_save_hook_scrubs_list_forms_of_a_served_secret(careless, stack, rt):
+    kernel, _, secret = careless  # the server served this secret, so its redactor knows it
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("list(pw)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=str(list(secret)) + "\n")]
+    nb.cells.append(cell)
+    kernel.rest("PUT", "api/contents/listed.ipynb", {"type": "notebook", "format": "json", "content": nb})
+    rt.assert_no_secret((stack.workdir / "notebooks" / "listed.ipynb").read_text(), secret, "the saved notebook")

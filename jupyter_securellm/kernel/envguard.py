@@ -27,6 +27,41 @@ DEFAULT_ALLOW = (
 _FLAG_VALUES = {"0", "1", "true", "false", "yes", "no", "on", "off", "none", "null", ""}
 
 
+def wipe_initial_environ(names) -> int:
+    """Blank the values of `names` in the environment block this process was started with.
+
+    Why: unsetenv() only drops the pointer from `environ`; /proc/<pid>/environ keeps showing the
+    block the kernel was exec'd with, and any process of the same uid (another kernel) can read it,
+    e.g. to borrow this kernel's capability token. Linux only, best effort; returns how many
+    entries were blanked. Removed entries are no longer referenced, so overwriting them is safe.
+    """
+    if not sys.platform.startswith("linux"):
+        return 0
+    wanted = tuple(n.encode("utf-8", "surrogateescape") + b"=" for n in names if n)
+    if not wanted:
+        return 0
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        fields = stat[stat.rindex(b")") + 2:].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end (fields 50, 51 of proc(5))
+        count = 0
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            mem.seek(start)
+            block = mem.read(end - start)
+            pos = 0
+            for entry in block.split(b"\0"):
+                if entry.startswith(wanted) and not entry.endswith(b"=") and os.environb.get(entry.split(b"=", 1)[0]) is None:
+                    eq = entry.index(b"=") + 1
+                    mem.seek(start + pos + eq)
+                    mem.write(b"\0" * (len(entry) - eq))
+                    count += 1
+                pos += len(entry) + 1
+        return count
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 class EnvGuardError(PermissionError):
     """Raised when code tries to put a secret into the environment (block mode)."""
 
@@ -89,6 +124,7 @@ class EnvGuard:
                 removed.append(name)
         if client._KERNEL_TOKEN:
             add_secret(client._KERNEL_TOKEN)
+        wipe_initial_environ([*removed, client.TOKEN_ENV])
         self.removed.extend(removed)
         return removed
 

@@ -109,28 +109,22 @@ def test_kernel_env_holds_no_vault_or_provider_credentials(stack, kernel, rt, tm
     rt.assert_no_secret(json.dumps(env), stack.provider_key, "kernel env")
 
 
-def test_stolen_kernel_token_dies_with_its_kernel(stack, kernel, tmp_path, rt):
-    """Kernel B finds kernel A's capability token (its /proc/<pid>/environ, same uid) and uses it.
-
-    While A runs the token works (same user; documented: tokens are per kernel, not a sandbox
-    between kernels of one user). Once A is shut down the token must be refused.
-    """
-    a = kernel
-    b = kernel.make_another()
-    find = r'''
+_FIND_TOKEN = r'''
 import os, json, urllib.request, urllib.error
-mine = os.environ["JUPYTER_SECURELLM_KERNEL_TOKEN"]
+mine = os.environ.get("JUPYTER_SECURELLM_KERNEL_TOKEN")
 stolen = None
 for pid in filter(str.isdigit, os.listdir("/proc")):
+    if int(pid) == os.getpid():
+        continue
     try:
+        if ONLY.encode() not in open(f"/proc/{pid}/cmdline", "rb").read():
+            continue  # kernels of this test's server only (other servers on this machine are not ours)
         env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
     except OSError:
         continue
     for kv in env:
-        if kv.startswith(b"JUPYTER_SECURELLM_KERNEL_TOKEN="):
-            tok = kv.split(b"=", 1)[1].decode()
-            if tok != mine:
-                stolen = tok
+        if kv.startswith(b"JUPYTER_SECURELLM_KERNEL_TOKEN=") and len(kv) > 31:
+            stolen = kv.split(b"=", 1)[1].decode()
 def use(tok):
     r = urllib.request.Request(os.environ["JUPYTER_SECURELLM_URL"] + "/models", headers={"X-SecureLLM-Token": tok})
     try:
@@ -138,18 +132,41 @@ def use(tok):
     except urllib.error.HTTPError as e:
         return e.code
 '''
-    rt.run_py(a, "%load_ext jupyter_securellm\n")  # A even moved its token into memory: /proc still has it
-    _, msgs = rt.run_py(b, find + "print(json.dumps([stolen is not None, use(stolen) if stolen else None]))")
+
+
+def test_stolen_kernel_token_dies_with_its_kernel(stack, kernel, rt):
+    """Kernel B reads kernel A's capability token from /proc/<A>/environ (same uid; A never loaded
+    the extension, so nothing wiped it) and uses it. It works while A runs (documented: tokens are
+    per kernel, not a sandbox between one user's kernels) and must be refused once A is shut down."""
+    a = kernel
+    b = kernel.make_another()
+    _, msgs = rt.run_py(b, f"ONLY = {str(stack.workdir)!r}\n" + _FIND_TOKEN + "print(json.dumps([stolen is not None, use(stolen) if stolen else None]))")
     found, status_alive = rt.last_json(msgs)
+    assert found and status_alive == 200
     a.shutdown()
-    _, msgs = rt.run_py(b, "print(json.dumps([use(stolen) if stolen else None, use(mine)]))")
+    _, msgs = rt.run_py(b, "print(json.dumps([use(stolen), use(mine)]))")
     status_dead, own = rt.last_json(msgs)
     assert own == 200
-    # documented residual: same-uid kernels read each other's initial environment (unsetenv does not
-    # wipe /proc/<pid>/environ), so a live kernel's token can be borrowed ...
-    assert found and status_alive == 200
-    # ... but it dies with its kernel
     assert status_dead == 401, "a dead kernel's token still works"
+
+
+def test_loaded_extension_wipes_its_token_from_proc_environ(stack, kernel, rt):
+    """After `%load_ext`, the token (and every removed secret) is blanked in the initial environment
+    block too, so another kernel cannot read it from /proc/<pid>/environ (kernel/envguard.py)."""
+    a = kernel
+    b = kernel.make_another()
+    rt.run_py(b, "import os; os.environ.pop('JUPYTER_SECURELLM_KERNEL_TOKEN')")  # B's own entry is not the loot
+    _, msgs = rt.run_py(a, "%load_ext jupyter_securellm\nimport json; "
+                           "print(json.dumps([e for e in open('/proc/self/environ','rb').read().split(b'\\0') "
+                           "if e.startswith(b'JUPYTER_SECURELLM_KERNEL_TOKEN=') and len(e) > 31] != []))")
+    assert rt.last_json(msgs) is False, "the token is still in A's own /proc/self/environ"
+    _, msgs2 = rt.run_py(b, f"ONLY = {str(stack.workdir)!r}\n" + _FIND_TOKEN.replace("stolen = kv", "stolen = pid; kv") +
+                         "print(json.dumps(stolen and open(f'/proc/{stolen}/cmdline').read()))")
+    found = rt.last_json(msgs2)
+    assert not found, f"{found}: kernel A's token is still readable in /proc/<A>/environ after %load_ext"
+    # A still works (the token lives in memory)
+    _, msgs3 = rt.run_py(a, "%llm models")
+    assert "demo" in a.text(msgs3)
 
 
 def test_server_log_holds_no_key_after_the_attacks(stack, kernel, rt):

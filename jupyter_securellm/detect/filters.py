@@ -95,6 +95,14 @@ def is_integrity_string(text: str, start: int) -> bool:
     return bool(_INTEGRITY.match(text, max(0, start - 7), start)) or bool(_INTEGRITY.match(text, start))
 
 
+_LOWERCASE_PATH = re.compile(r"(?:/[a-z0-9_.~-]+){2,}/?")
+
+
+def looks_like_path(value: str) -> bool:
+    """`/apis/authentication.k8s.io/v1/tokenreviews`: an absolute, lower-case path, not a credential."""
+    return bool(_LOWERCASE_PATH.fullmatch(value))
+
+
 def looks_like_identifier(value: str) -> bool:
     """`settings.OPENAI_API_KEY`, `get_api_key_from_vault`, `secretKeyFromVault`: code, not a credential.
 

@@ -3,7 +3,8 @@
 A secret leaks in whatever form code prints it, so each value expands into the encodings people print:
 raw, base64 and base64url at all three byte alignments, hex in both cases, URL-encoding, JSON and Python
 string escaping (once and twice), reversed; and, for values of 12+ characters, the raw value with separators
-(whitespace, zero-width characters, ANSI colour codes) between its characters.
+(whitespace, zero-width characters, ANSI colour codes, the quotes and commas of a printed `list(secret)`)
+between its characters.
 """
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ RULE_ID = "known-secret"
 
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 _ANSI = r"\x1b\[[0-9;]{0,16}m"
+#: Between the items of `list(secret)` as Python or JSON prints it (`'s', 'k'`, `"s", "k"`, one per line
+#: when IPython wraps it), and JSON-escaped once more inside a notebook file.
+_LIST_ITEM_GAP = r"""\\?['"],\s{0,8}\\?['"]"""
 #: One separator unit between characters, and how many may stand between two characters.
-SEPARATOR = rf"(?:\s|[{ZERO_WIDTH}]|{_ANSI})"
+SEPARATOR = rf"(?:\s|[{ZERO_WIDTH}]|{_ANSI}|{_LIST_ITEM_GAP})"
 SEPARATOR_REPEAT = 4
 
 
@@ -69,7 +73,8 @@ def separated_pattern(secret: str) -> str | None:
     if len(secret) < MIN_SEPARATED_LENGTH:
         return None
     sep = f"{SEPARATOR}{{0,{SEPARATOR_REPEAT}}}"
-    return sep.join(re.escape(c) for c in secret)
+    # quotes and backslashes are escaped when a list of characters is printed as JSON or repr
+    return sep.join(("\\\\{0,2}" if c in "\"'\\" else "") + re.escape(c) for c in secret)
 
 
 def hs_literal(value: str) -> bytes:
@@ -84,7 +89,7 @@ HS_SEPARATED_PREFIX = 10
 
 #: Any run of separator characters (a superset of the exact separators): unbounded `*` over one class
 #: compiles in about a millisecond, where the exact bounded form takes tens of milliseconds per secret.
-HS_SEPARATOR_RUN = rb"[\s\x80\x1b\[0-9;m]*"
+HS_SEPARATOR_RUN = rb"[\s\x80\x1b\[0-9;m'\",\\]*"
 
 
 def hs_separated(secret: str) -> bytes | None:

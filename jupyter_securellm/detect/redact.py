@@ -349,7 +349,7 @@ def _known_detector(secrets: tuple[str, ...]) -> _Detector | None:
         sep = known_mod.separated_pattern(secret)
         if sep:
             alts.append(sep)
-            alphabet.update(" \t\n\r\f\v\x1b[;m0123456789")
+            alphabet.update(" \t\n\r\f\v\x1b[;m0123456789'\",\\")
             alphabet.update(known_mod.ZERO_WIDTH)
             firsts.add(secret[0])
             width = max(width, known_mod.separated_max_width(secret))

@@ -257,7 +257,7 @@ class Scanner:
         if filters.inside_base64_payload(text, m.start()):
             return False
         if rule.generic:
-            if filters.looks_like_identifier(secret) or filters.is_uuid(secret):
+            if filters.looks_like_identifier(secret) or filters.is_uuid(secret) or filters.looks_like_path(secret):
                 return False
             if filters.looks_like_hash(secret, text[m.start() : s]) or filters.is_integrity_string(text, s):
                 return False

@@ -30,6 +30,9 @@ def _forms(secret):
     yield "newlines", "\n".join(secret)
     yield "zero-width", "\u200b".join(secret)
     yield "ansi", "".join(f"\x1b[3{i % 8}m{c}\x1b[0m" for i, c in enumerate(secret))
+    yield "py-list", str(list(secret))
+    yield "json-list", json.dumps(list(secret))
+    yield "wrapped-list", "[" + ",\n ".join(repr(c) for c in secret) + "]"
 
 
 def _fragments(secret):

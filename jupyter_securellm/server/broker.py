@@ -415,12 +415,13 @@ class Broker:
     async def _stream(self, resp, cfg) -> AsyncIterator[dict]:
         litellm = _litellm
         redactors: dict[int, Any] = {}
+        clean = _CleanStrings()  # this stream's id/model/role strings repeat in every chunk: scan them once
         last = None
         it = resp.__aiter__()
         try:
             while True:
                 try:  # an idle stream (slow provider) ends with a timeout error event
-                    chunk = await asyncio.wait_for(it.__anext__(), self.request_timeout)
+                    chunk = await _next_within(it, self.request_timeout)
                 except StopAsyncIteration:
                     break
                 d = chunk.model_dump()
@@ -440,7 +441,7 @@ class Broker:
                         if rest:
                             delta["content"] = (delta.get("content") or "") + rest
                         choice["delta"] = delta
-                yield self.redact_obj(d, skip_content=True)
+                yield self.redact_obj(d, skip_content=True, clean=clean)
         except Exception as exc:  # noqa: BLE001
             if isinstance(exc, BrokerError):
                 raise
@@ -464,15 +465,26 @@ class Broker:
                        "model": last.get("model"),
                        "choices": [{"index": idx, "delta": {"content": rest}, "finish_reason": None}]}
 
-    def redact_obj(self, obj, skip_content: bool = False):
+    def redact_obj(self, obj, skip_content: bool = False, clean: "_CleanStrings | None" = None):
         """Redact every string in a JSON-like object (delta content is stream-redacted instead).
 
         Fast path: one scan over all the strings joined; only when it finds something is each
-        string redacted on its own (the join can only add matches, never hide one).
+        string redacted on its own (the join can only add matches, never hide one). A stream passes
+        `clean`, the strings already found clean in its earlier chunks with the same set of known
+        secrets: only the new ones are scanned. The result is the same as redacting each string.
         """
         strings = []
         _collect(obj, strings, skip_content)
-        if not strings or not self.redactor.scanner.scan("\n".join(strings)):
+        if not strings:
+            return obj
+        scanner = self.redactor.scanner
+        if clean is not None:
+            strings = clean.unseen(strings, getattr(scanner, "known_version", None))
+            if not strings:
+                return obj
+        if not scanner.scan("\n".join(strings)):
+            if clean is not None:
+                clean.add(strings)
             return obj
         return self._redact_each(obj, skip_content)
 
@@ -552,6 +564,48 @@ class Broker:
         }
         return {"broker": "ok", "version": version, "user": caller.user, "vault": vault,
                 "models": sorted(self.models), "budget": None, "alerts": []}
+
+
+class _CleanStrings:
+    """Strings of one stream already scanned and found clean, valid for one `known_version`.
+
+    Only for scanners that expose `known_version` (the set of known secrets can grow while a stream
+    runs: then everything is scanned again). Bounded, so a long stream of distinct strings
+    (tool-call arguments) does not grow it without limit.
+    """
+
+    __slots__ = ("_seen", "_version")
+    LIMIT = 512
+
+    def __init__(self):
+        self._seen: set[str] = set()
+        self._version = None
+
+    def unseen(self, strings: list, version) -> list:
+        if version is None:
+            return strings
+        if version != self._version:
+            self._seen.clear()
+            self._version = version
+        seen = self._seen
+        return [s for s in strings if s not in seen]
+
+    def add(self, strings: list) -> None:
+        # the version was read (in unseen) before the scan: a secret added meanwhile bumps it and
+        # empties the set at the next chunk, so a string is never trusted across a version change
+        if self._version is not None and len(self._seen) < self.LIMIT:
+            self._seen.update(strings)
+
+
+async def _next_within(it, timeout: float):
+    """`it.__anext__()` with a timeout, without wait_for's extra Task per chunk (Python 3.11+)."""
+    if _timeout_cm is None:
+        return await asyncio.wait_for(it.__anext__(), timeout)
+    async with _timeout_cm(timeout):
+        return await it.__anext__()
+
+
+_timeout_cm = getattr(asyncio, "timeout", None)
 
 
 def _collect(obj, out: list, skip_content: bool, key=None) -> None:

@@ -6,6 +6,7 @@ normal Jupyter auth (`@tornado.web.authenticated` then `@authorized`, resource
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 
@@ -113,20 +114,72 @@ class ChatCompletionsHandler(BaseHandler):
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
+        sse = _SSEWriter(self)
         try:
             try:
                 async for chunk in chunks:
-                    self.write(f"data: {json.dumps(chunk)}\n\n")
-                    await self.flush()
+                    await sse.send(_event(chunk))
             except BrokerError as exc:
-                self.write(f"data: {json.dumps(exc.to_json())}\n\n")
+                self.write(_event(exc.to_json()))
             else:
-                self.write("data: [DONE]\n\n")
+                self.write(b"data: [DONE]\n\n")
+            sse.check()
             self.finish()
         except StreamClosedError:
             self.log.info("SecureLLM: client closed the stream early")
         finally:
             await chunks.aclose()
+
+
+def _event(obj) -> bytes:
+    """One SSE event, serialised once (json.dumps is ASCII-only, so the encode is a copy)."""
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+class _SSEWriter:
+    """Writes SSE events, coalescing those that are ready together into one flush (one send()).
+
+    A flush is scheduled with `call_soon` after the first event of a batch: it runs as soon as the
+    handler waits for the next chunk, so the first byte is never delayed, while chunks that litellm
+    already has buffered are written by the same flush. Backpressure as before: a new batch waits
+    until the previous flush reached the socket, and a closed connection raises StreamClosedError.
+    """
+
+    __slots__ = ("handler", "_loop", "_scheduled", "_flushing")
+
+    def __init__(self, handler):
+        self.handler = handler
+        self._loop = asyncio.get_running_loop()
+        self._scheduled = False
+        self._flushing = None
+
+    async def send(self, data: bytes) -> None:
+        self.handler.write(data)
+        if self._scheduled:
+            return
+        if self._flushing is not None:
+            flushing, self._flushing = self._flushing, None
+            await flushing  # raises StreamClosedError once the client is gone
+        self._scheduled = True
+        self._loop.call_soon(self._flush)
+
+    def check(self) -> None:
+        """Raise StreamClosedError if the last flush found the connection closed."""
+        if self._flushing is not None and self._flushing.done():
+            self._flushing.result()
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self.handler._finished:  # finish() already sent everything
+            return
+        fut = self.handler.flush()
+        fut.add_done_callback(_retrieve)  # never "exception was never retrieved" after a hang-up
+        self._flushing = fut
+
+
+def _retrieve(fut) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 class ModelsHandler(BaseHandler):

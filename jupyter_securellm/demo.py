@@ -148,13 +148,15 @@ class DemoStack:
             "vault_url": self.bao_url, "vault_auth_method": "approle", "vault_approle_role_id": self.role_id,
             "vault_approle_secret_id_path": self.secret_id_path, "vault_kv_mount": "secret",
             "models": {DEMO_MODEL: {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai",
-                                    "secret_key": "api_key", "api_base": self.provider.url + "/v1"}},
+                                    "secret_key": "api_key", "api_base": self.provider.url + "/v1",
+                                    # the stand-in provider on loopback speaks plain http
+                                    "allow_http": True}},
             "allowed_hosts": [f"127.0.0.1:{self.provider.port}"],
             "user_secret_paths": ["db/*"],
         }
         lines = ["# Written by `make demo` for this run only.", "c = get_config()  # noqa",
                  "c.ServerApp.jpserver_extensions = {'jupyter_securellm': True}"]
-        lines += [f"c.SecureLLM.{k} = {json.dumps(v)}" for k, v in cfg.items()]
+        lines += [f"c.SecureLLM.{k} = {v!r}" for k, v in cfg.items()]  # Python literals (True, not true)
         path = self.workdir / "jupyter_server_config.py"
         path.write_text("\n".join(lines) + "\n")
         return path

@@ -18,7 +18,7 @@ from .egress import DEFAULT_ALLOWED_HOSTS, PROVIDER_DEFAULT_HOSTS, host_allowed,
 from .kernels import DEFAULT_ENV_DENY_PATTERNS
 
 MODEL_KEYS_REQUIRED = ("model", "secret_path", "secret_key")
-MODEL_KEYS_OPTIONAL = ("api_base",)
+MODEL_KEYS_OPTIONAL = ("api_base", "allow_http")
 
 
 class ConfigError(TraitError):
@@ -66,7 +66,8 @@ class SecureLLM(ExtensionApp):
     models = Dict(
         {},
         help='Model aliases: {"alias": {"model": <litellm model>, "secret_path": <KV path, may contain {user}>, '
-             '"secret_key": <field>, "api_base": <optional URL>}}. Kernels only ever see the aliases.',
+             '"secret_key": <field>, "api_base": <optional URL>, "allow_http": <optional bool, needed for a '
+             'plain-http api_base>}}. Kernels only ever see the aliases.',
     ).tag(config=True)
     allowed_hosts = List(
         Unicode(), list(DEFAULT_ALLOWED_HOSTS),
@@ -220,6 +221,14 @@ class SecureLLM(ExtensionApp):
                 label = f"{host}:{port}" if port else host
                 raise ConfigError(f"c.SecureLLM.allowed_hosts: {where} sends its key to {label}, which is not "
                                   "allowlisted; add it or change the model.")
+            if "allow_http" in cfg and not isinstance(cfg["allow_http"], bool):
+                raise ConfigError(f"{where}: 'allow_http' must be True or False.")
+            if str(cfg.get("api_base", "")).lower().startswith("http://") and not cfg.get("allow_http"):
+                label = f"{host}:{port}" if port else host
+                raise ConfigError(
+                    f"{where}: api_base is plain http: the key would travel unencrypted, and any process on "
+                    f"this machine that binds {label} while the model server is down would receive it. Use "
+                    "https, or set \"allow_http\": True for a local endpoint you trust (docs/broker.md).")
         import fnmatch
 
         for g in self.user_secret_paths:

@@ -92,6 +92,13 @@ def endpoint_for(model_cfg: dict, request_api_base: str | None = None) -> tuple[
     configured = model_cfg.get("api_base") or ""
     if configured:
         host, port = split_host(configured)
+        if urlsplit(configured).scheme == "http" and not model_cfg.get("allow_http"):
+            raise BrokerError(
+                "egress_denied",
+                f"The model's api_base {host} is plain http and the model does not set allow_http: the key "
+                "would travel unencrypted and any process that binds that port would receive it. Ask your "
+                "admin to use https (or, for a trusted local endpoint, set \"allow_http\": true).",
+            )
     else:
         provider = provider_of(model_cfg["model"])
         host = PROVIDER_DEFAULT_HOSTS.get(provider or "")
@@ -107,7 +114,9 @@ def endpoint_for(model_cfg: dict, request_api_base: str | None = None) -> tuple[
             r_host, r_port = split_host(request_api_base)
         except ValueError as exc:
             raise BrokerError("invalid_request", f"api_base is not usable: {exc}.") from None
-        if (r_host, r_port) != (host, port) or not host_allowed(r_host, r_port, allowed):
+        r_scheme = urlsplit(request_api_base).scheme
+        c_scheme = urlsplit(configured).scheme if configured else "https"
+        if (r_scheme, r_host, r_port) != (c_scheme, host, port) or not host_allowed(r_host, r_port, allowed):
             raise BrokerError(
                 "egress_denied",
                 f"api_base may not point at {r_host}: requests cannot move a model to another host; "

@@ -79,7 +79,7 @@ def securellm_config(bao, server_token_file, provider):
         "vault_token_path": str(server_token_file),
         "models": {
             "gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai", "secret_key": "api_key",
-                    "api_base": provider.url + "/v1"},
+                    "api_base": provider.url + "/v1", "allow_http": True},
         },
         "allowed_hosts": [f"127.0.0.1:{provider.port}"],
         "user_secret_paths": ["db/*"],

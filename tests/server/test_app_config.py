@@ -35,6 +35,11 @@ def test_every_design_trait_exists_with_help():
     ({"models": {"gpt": {"model": "openai/gpt-4o", "secret_path": "p", "secret_key": "k",
                          "api_base": "http://10.1.2.3:9000/v1"}}}, "c.SecureLLM.allowed_hosts"),
     ({"models": {"m": {"model": "somecloud/x", "secret_path": "p", "secret_key": "k"}}}, "set api_base"),
+    ({"models": {"gpt": {"model": "openai/gpt-4o", "secret_path": "p", "secret_key": "k",
+                         "api_base": "http://127.0.0.1:9000/v1"}}, "allowed_hosts": ["127.0.0.1:9000"]}, "allow_http"),
+    ({"models": {"gpt": {"model": "openai/gpt-4o", "secret_path": "p", "secret_key": "k",
+                         "api_base": "http://127.0.0.1:9000/v1", "allow_http": "yes"}},
+      "allowed_hosts": ["127.0.0.1:9000"]}, "'allow_http' must be"),
     ({"redaction_placeholder": "[{secret}]"}, "c.SecureLLM.redaction_placeholder"),
     ({"secret_cache_ttl": -1.0}, "c.SecureLLM.secret_cache_ttl"),
     ({"allowed_hosts": ["https://api.openai.com/v1"]}, "c.SecureLLM.allowed_hosts"),
@@ -48,6 +53,9 @@ def test_check_config_names_the_trait(traits, needle):
 def test_valid_config_passes():
     make(models={"gpt": {"model": "gpt-4o-mini", "secret_path": "llm/{user}/openai", "secret_key": "api_key"}},
          ).check_config()
+    make(models={"local": {"model": "openai/llama3", "secret_path": "llm/local", "secret_key": "api_key",
+                           "api_base": "http://127.0.0.1:9000/v1", "allow_http": True}},
+         allowed_hosts=["127.0.0.1:9000"]).check_config()
 
 
 def test_misconfigured_server_refuses_to_start(tmp_path):

@@ -29,7 +29,8 @@ def redirector(other_host):
 @pytest.fixture
 def securellm_config(securellm_config, redirector):
     securellm_config["models"]["redir"] = {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai",
-                                           "secret_key": "api_key", "api_base": f"http://127.0.0.1:{redirector}/v1"}
+                                           "secret_key": "api_key", "api_base": f"http://127.0.0.1:{redirector}/v1",
+                                           "allow_http": True}
     securellm_config["allowed_hosts"].append(f"127.0.0.1:{redirector}")
     return securellm_config
 

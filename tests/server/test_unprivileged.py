@@ -102,7 +102,8 @@ class UserServer:
             "IdentityProvider": {"token": self.token},
             "SecureLLM": {"vault_url": bao.url, "vault_token_path": str(self.dir / "home" / "vault-token"),
                           "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai",
-                                             "secret_key": "api_key", "api_base": provider.url + "/v1"}},
+                                             "secret_key": "api_key", "api_base": provider.url + "/v1",
+                                             "allow_http": True}},
                           "allowed_hosts": [f"127.0.0.1:{provider.port}"], "harden_process": harden},
         }
         (self.dir / "config" / "jupyter_server_config.json").write_text(json.dumps(cfg))

@@ -11,7 +11,6 @@ second run works. `DemoStack` is also what the end-to-end tests start (headless)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil

@@ -7,7 +7,6 @@ The engine (`jupyter_securellm.detect`) is imported on first use, not at `%load_
 """
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
@@ -32,23 +31,10 @@ def get_redactor():
     return _REDACTOR
 
 
-def listed_forms(value: str) -> set[str]:
-    """`print(list(pw))`, `json.dumps(list(pw))` and IPython's wrapped pretty print of `list(pw)`.
-
-    The engine's separated forms allow only whitespace, zero-width and ANSI codes between the
-    characters; quotes and commas defeat them, so these three shapes are registered as secrets too.
-    """
-    chars = list(value)
-    return {repr(chars)[1:-1], json.dumps(chars)[1:-1], ",\n ".join(map(repr, chars))}
-
-
 def add_secret(value: str) -> None:
-    """Register a known secret (raw value; the engine adds its encodings, we add list forms)."""
+    """Register a known secret (raw value; the engine adds its encodings)."""
     if value:
-        r = get_redactor()
-        r.add_secret(value)
-        for form in listed_forms(value):
-            r.add_secret(form)
+        get_redactor().add_secret(value)
 
 
 def redact(text):

@@ -54,9 +54,8 @@ CELLS = {
 }
 
 
-# Forms the server's save hook does not recognise when they reach it raw (the kernel redacts them
-# before they are ever output, see kernel/redaction.py listed_forms; the engine does not know them).
-SAVE_HOOK_GAPS = {"py-list", "json-list", "py-list-wrapped", "json-list-escaped"}
+# Forms left out of the every-form cell (none since the engine learnt list() forms; keep the hook).
+SAVE_HOOK_GAPS: set[str] = set()
 
 
 def _outputs(msgs) -> list:
@@ -153,15 +152,13 @@ def test_history_db_holds_no_pasted_secret(careless, stack, rt):
     rt.assert_no_secret(blob.decode("latin-1"), secret, "the IPython history database")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "detect/known.py variants(): list(secret) forms (quotes and commas between characters) are not "
-    "known-secret variants, so the server save hook keeps them; the kernel redacts them first "
-    "(kernel/redaction.py listed_forms), so this only bites when output bypassed the kernel"))
 def test_save_hook_scrubs_list_forms_of_a_served_secret(careless, stack, rt):
     kernel, _, secret = careless  # the server served this secret, so its redactor knows it
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("list(pw)")
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=str(list(secret)) + "\n")]
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=str(list(secret)) + "\n"),
+                    nbformat.v4.new_output("execute_result", data={"text/plain": json.dumps(list(secret))})]
+    cell.outputs[1]["execution_count"] = 1
     nb.cells.append(cell)
     kernel.rest("PUT", "api/contents/listed.ipynb", {"type": "notebook", "format": "json", "content": nb})
     rt.assert_no_secret((stack.workdir / "notebooks" / "listed.ipynb").read_text(), secret, "the saved notebook")

@@ -52,14 +52,8 @@ print(json.dumps([s for s, _ in out]))
         assert "[REDACTED:" in body, body[:300]
 
 
-LIST_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "detect/known.py: the separated forms of a known secret allow only whitespace, zero-width and ANSI "
-    "between characters, so list(key) / json.dumps(list(key)) (quotes and commas) is not redacted"))
-
-
 @pytest.mark.parametrize("form", ["base64", "hex", "reversed", "spaced", "urlencoded",
-                                  pytest.param("json-list", marks=LIST_XFAIL),
-                                  pytest.param("py-list", marks=LIST_XFAIL)])
+                                  "json-list", "py-list", "py-list-wrapped"])
 def test_encoded_key_in_the_answer_is_redacted(stack, kernel, tmp_path, rt, form):
     """A provider answer holding an encoding of the key (the broker registers the encodings)."""
     value = rt.secret_forms(stack.provider_key)[form]

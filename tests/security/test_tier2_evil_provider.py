@@ -107,7 +107,7 @@ def securellm_config(bao, server_token_file, evil, provider_key):
     port = evil.server_address[1]
     return {"vault_url": bao.url, "vault_auth_method": "token", "vault_token_path": str(server_token_file),
             "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai", "secret_key": "api_key",
-                               "api_base": f"http://127.0.0.1:{port}/v1"}},
+                               "api_base": f"http://127.0.0.1:{port}/v1", "allow_http": True}},
             "allowed_hosts": [f"127.0.0.1:{port}"], "preload_litellm": False}
 
 

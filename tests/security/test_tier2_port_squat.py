@@ -2,9 +2,10 @@
 a local vLLM) is allowlisted by host and port, not by who listens there. When that server is
 down, code in a kernel binds the port itself and the broker sends it the provider key.
 
-This is a real leak for loopback/LAN plain-HTTP endpoints (TLS with certificate checking would
-stop it: the squatter cannot present the server's certificate). Marked xfail(strict) until the
-broker refuses or verifies such endpoints; see docs/security.md.
+Found by this suite; the fix: a plain-http `api_base` now stops the server at start-up unless the
+model sets `"allow_http": True` (and the broker refuses such a call at run time too). With
+`allow_http` the admin accepts the risk for a local endpoint they trust: the squat then still
+works, which the xfail(strict) test below keeps visible. TLS with certificate checking stops it.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def local_port():
 def securellm_config(bao, server_token_file, provider_key, local_port):
     return {"vault_url": bao.url, "vault_auth_method": "token", "vault_token_path": str(server_token_file),
             "models": {"local": {"model": "openai/llama3", "secret_path": "llm/openai", "secret_key": "api_key",
-                                 "api_base": f"http://127.0.0.1:{local_port}/v1"}},
+                                 "api_base": f"http://127.0.0.1:{local_port}/v1", "allow_http": True}},
             "allowed_hosts": [f"127.0.0.1:{local_port}"], "preload_litellm": False}
 
 
@@ -64,9 +65,8 @@ print("{}")
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "server: a plain-HTTP loopback api_base is trusted by host:port only; a kernel that binds the port "
-    "while the local model server is down receives the provider key (needs https/verification, or "
-    "refusing http:// loopback endpoints for keyed models)"))
+    "accepted residual with allow_http=True: a plain-http loopback api_base is trusted by host:port only, "
+    "so a kernel that binds the port while the local model server is down receives the provider key"))
 async def test_kernel_squatting_a_local_model_port_gets_no_key(kernels, provider_key, local_port, tmp_path, rt):
     kid = await kernels.start()
     loot = tmp_path / "squat.json"
@@ -74,3 +74,16 @@ async def test_kernel_squatting_a_local_model_port_gets_no_key(kernels, provider
     data = json.loads(loot.read_text())
     assert data["auth"], "the broker did not call the squatted port at all"
     rt.assert_no_secret(json.dumps(data), provider_key, "a request the broker sent to a squatted local port")
+
+
+def test_plain_http_api_base_without_allow_http_is_refused(bao, server_token_file, local_port):
+    """The default closes the squat: the broker will not send a key over plain http."""
+    from jupyter_securellm.server.egress import endpoint_for
+    from jupyter_securellm.server.errors import BrokerError
+
+    cfg = {"model": "openai/llama3", "api_base": f"http://127.0.0.1:{local_port}/v1",
+           "_allowed_hosts": [f"127.0.0.1:{local_port}"]}
+    with pytest.raises(BrokerError) as exc:
+        endpoint_for(cfg)
+    assert exc.value.to_json()["error"]["type"] == "egress_denied"
+    assert endpoint_for(dict(cfg, allow_http=True))[0].startswith("http://127.0.0.1")

@@ -204,9 +204,9 @@ srv = json.load(open(sorted(glob.glob(os.path.join(jupyter_runtime_dir(), "jpser
 cmd = open(f"/proc/{srv['pid']}/cmdline", "rb").read().split(b"\0")
 cfg = [c.decode().split("=", 1)[1] for c in cmd if c.startswith(b"--config=")][0]
 src = open(cfg).read()
-url = re.search(r'vault_url = "([^"]+)"', src).group(1)
-role = re.search(r'vault_approle_role_id = "([^"]+)"', src).group(1)
-sid = open(re.search(r'vault_approle_secret_id_path = "([^"]+)"', src).group(1)).read().strip()
+url = re.search(r"""vault_url = ['"]([^'"]+)['"]""", src).group(1)
+role = re.search(r"""vault_approle_role_id = ['"]([^'"]+)['"]""", src).group(1)
+sid = open(re.search(r"""vault_approle_secret_id_path = ['"]([^'"]+)['"]""", src).group(1)).read().strip()
 def post(u, b, h={}):
     return json.load(urllib.request.urlopen(urllib.request.Request(u, data=json.dumps(b).encode(), headers=h), timeout=20))
 tok = post(url + "/v1/auth/approle/login", {"role_id": role, "secret_id": sid})["auth"]["client_token"]

@@ -166,3 +166,36 @@ print(json.dumps([x["status"] for x in LOOT]))
                      for b, s in zip([b for b in bodies for _ in (0, 1)], statuses[:-1]) if s < 400})
     # the only accepted variants carry the attacker URL as inert data to the configured provider
     assert len(passed) == 3 and all(('"user"' in p or '"tools"' in p or '"stream_options"' in p) for p in passed), passed
+
+
+def test_no_token_no_service(stack, kernel, tmp_path, rt):
+    """Without the runtime-file token or a kernel token (or with a forged one) nothing answers,
+    terminals included (their websocket authenticates on its own)."""
+    loot = tmp_path / "noauth.json"
+    code = _RECON + f'''
+forged = {{"X-SecureLLM-Token": "x" * 43, "Content-Type": "application/json"}}
+for H in ({{}}, forged, {{"Authorization": "token " + "y" * 48}}):
+    for p in ("jupyter-securellm/v1/status", "jupyter-securellm/v1/models", "api/terminals", "api/kernels", "api/contents"):
+        req("GET", p, headers=H)
+    req("POST", "jupyter-securellm/v1/secrets/get", {{"path": "db/warehouse", "key": "password"}}, headers=H)
+    req("POST", "jupyter-securellm/v1/chat/completions", {{"model": "demo", "messages": [{{"role": "user", "content": "x"}}]}}, headers=H)
+    req("POST", "api/terminals", {{}}, headers=H)
+import asyncio, threading
+from tornado.websocket import websocket_connect
+res = {{}}
+async def ws():
+    try:
+        c = await websocket_connect(BASE.replace("http", "ws") + "terminals/websocket/1")
+        res["ws"] = "open"; c.close()
+    except Exception as e:
+        res["ws"] = type(e).__name__ + " " + str(getattr(e, "code", ""))
+t = threading.Thread(target=lambda: asyncio.run(ws())); t.start(); t.join(30)
+LOOT.append(res)
+dump({str(loot)!r})
+print(json.dumps([x.get("status") for x in LOOT[:-1]] + [res.get("ws")]))
+'''
+    _, msgs = rt.run_py(kernel, code, timeout=120)
+    got = rt.last_json(msgs)
+    assert all(s in (401, 403) for s in got[:-1]), got
+    assert got[-1] != "open" and ("403" in got[-1] or "401" in got[-1] or "404" in got[-1]), got[-1]
+    rt.assert_no_secret(loot.read_text(), stack.db_password, "answers without a token")

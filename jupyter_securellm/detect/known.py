@@ -2,7 +2,7 @@
 
 A secret leaks in whatever form code prints it, so each value expands into the encodings people print:
 raw, base64 and base64url at all three byte alignments, hex in both cases, URL-encoding, JSON and Python
-string escaping (once and twice), reversed; and, for values of 12+ characters, the raw value with separators
+string escaping (once and twice), reversed, any piece of 19+ characters of a secret of 24+; and, for values of 12+ characters, the raw value with separators
 (whitespace, zero-width characters, ANSI colour codes, the quotes and commas of a printed `list(secret)`)
 between its characters.
 """
@@ -20,6 +20,13 @@ MIN_SECRET_LENGTH = 6
 MIN_VARIANT_LENGTH = 8
 #: Separated forms are only built for values at least this long.
 MIN_SEPARATED_LENGTH = 12
+#: A piece of a long secret is still a leak (a key handed out in halves, a truncated key): every
+#: FRAGMENT_LENGTH-character window at FRAGMENT_STEP is a known form of secrets this long or longer, so any
+#: piece of FRAGMENT_LENGTH + FRAGMENT_STEP - 1 characters is caught (at most FRAGMENT_STEP - 1 characters
+#: at its edges stay visible).
+FRAGMENT_MIN_SECRET = 24
+FRAGMENT_LENGTH = 16
+FRAGMENT_STEP = 4
 
 RULE_ID = "known-secret"
 
@@ -51,7 +58,7 @@ def _base64_cores(raw: bytes, alphabet: str) -> list[str]:
     return cores
 
 
-def variants(secret: str) -> set[str]:
+def variants(secret: str, *, with_fragments: bool = True) -> set[str]:
     """Every literal form of `secret` that should be caught (see module docstring)."""
     raw = secret.encode("utf-8", "surrogatepass")
     forms = {secret, secret[::-1]}
@@ -65,7 +72,19 @@ def variants(secret: str) -> set[str]:
     forms.update({once, json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(once)[1:-1]})
     forms.add(repr(secret)[1:-1])
     forms.add(secret.encode("unicode_escape").decode("ascii"))
+    if with_fragments:
+        forms.update(fragments(secret))
     return {f for f in forms if f == secret or len(f) >= MIN_VARIANT_LENGTH}
+
+
+def fragments(secret: str) -> list[str]:
+    """Overlapping windows of a long secret (see FRAGMENT_LENGTH); empty for short ones."""
+    if len(secret) < FRAGMENT_MIN_SECRET:
+        return []
+    starts = list(range(0, len(secret) - FRAGMENT_LENGTH + 1, FRAGMENT_STEP))
+    if starts[-1] != len(secret) - FRAGMENT_LENGTH:
+        starts.append(len(secret) - FRAGMENT_LENGTH)
+    return [secret[i : i + FRAGMENT_LENGTH] for i in starts]
 
 
 def separated_pattern(secret: str) -> str | None:

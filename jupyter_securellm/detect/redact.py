@@ -340,7 +340,9 @@ def _known_detector(secrets: tuple[str, ...]) -> _Detector | None:
         return None
     alts, alphabet, firsts, width = [], set(), set(), 0
     for secret in secrets:
-        forms = sorted(known_mod.variants(secret), key=len, reverse=True)
+        # fragments are held back separately (`_piece_start`): as complete alternatives here they would
+        # hide a longer form that is still arriving
+        forms = sorted(known_mod.variants(secret, with_fragments=False), key=len, reverse=True)
         alts.append("|".join(re.escape(v) for v in forms))
         for v in forms:
             alphabet.update(v)
@@ -371,14 +373,39 @@ def _detectors(scanner: Scanner) -> list[_Detector]:
 _WALK_LIMIT = 256
 
 
+#: A piece of a known secret shorter than this at the very end of the buffer is not held back.
+_MIN_HELD_PIECE = 4
+
+
+def _piece_start(secret: str, buf: str, start: int) -> int:
+    """Start of the longest suffix of `buf` (not before `start`) that is a piece of `secret`, or len(buf).
+
+    Whether a suffix of length L occurs in the secret is monotone in L, so a binary search needs only
+    O(log len(secret)) substring tests.
+    """
+    n = len(buf)
+    hi = min(len(secret), n - start)
+    if hi < _MIN_HELD_PIECE or buf[n - _MIN_HELD_PIECE :] not in secret:
+        return n
+    lo = _MIN_HELD_PIECE
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if buf[n - mid :] in secret:
+            lo = mid
+        else:
+            hi = mid - 1
+    return n - lo
+
+
 class _DetectorSet:
     """The detectors of one scanner state, with per-character bitmasks of which alphabets admit it."""
 
-    __slots__ = ("version", "detectors", "masks", "non_ascii_mask", "all_mask")
+    __slots__ = ("version", "detectors", "masks", "non_ascii_mask", "all_mask", "pieces")
 
-    def __init__(self, version: int, detectors: list[_Detector]):
+    def __init__(self, version: int, detectors: list[_Detector], pieces: tuple[str, ...] = ()):
         self.version = version
         self.detectors = detectors
+        self.pieces = pieces  # known secrets long enough to be caught in pieces
         self.masks = {ch: 0 for ch in _ASCII}
         self.non_ascii_mask = 0
         for i, det in enumerate(detectors):
@@ -395,7 +422,8 @@ def _partial_start(scanner: Scanner, buf: str, start: int) -> int:
     n = len(buf)
     ds = scanner.__dict__.get("_partial_detectors")
     if ds is None or ds.version != scanner.known_version:
-        ds = _DetectorSet(scanner.known_version, _detectors(scanner))
+        long_secrets = tuple(x for x in scanner.known_secrets() if known_mod.fragments(x))
+        ds = _DetectorSet(scanner.known_version, _detectors(scanner), long_secrets)
         scanner.__dict__["_partial_detectors"] = ds
     # Walk back over the tail once, dropping each detector at the first character its alphabet refuses:
     # that character bounds where its partial match could start. Most detectors drop at once.
@@ -416,6 +444,8 @@ def _partial_start(scanner: Scanner, buf: str, start: int) -> int:
                 dead ^= low
         i -= 1
     hold = n
+    for secret in ds.pieces:
+        hold = min(hold, _piece_start(secret, buf, start))
     rev = None
     dets = ds.detectors
     # detectors that dropped out at the very last character cannot be mid-match; the rest are candidates

@@ -2,6 +2,7 @@
 import base64
 import binascii
 import json
+import re
 import urllib.parse
 
 import pytest
@@ -88,3 +89,20 @@ def test_non_ascii_secret(backend):
     assert r.redact(f"[{secret}]") == "[[REDACTED:known-secret]]"
     assert "pässwörd" not in r.redact(json.dumps(secret))
     assert "[REDACTED" in r.redact(urllib.parse.quote(secret))
+
+
+def test_pieces_of_a_long_secret_are_redacted(backend):
+    """A key handed out in halves, or truncated, is still a leak."""
+    r = Redactor(backend=backend)
+    r.add_secret(KEY)
+    half = len(KEY) // 2
+    for piece in (KEY[:half], KEY[half:], KEY[:-5], KEY[7:7 + 19]):
+        out = r.redact(f"part {piece} end")
+        assert out.startswith("part ") and out.endswith(" end")
+        assert "[REDACTED:" in out
+        # at most FRAGMENT_STEP - 1 characters may stay visible at each edge of the piece
+        visible = re.sub(r"\[REDACTED:[a-z-]+\]", "", out[len("part "):-len(" end")])
+        assert len(visible) <= 6, len(visible)
+    # short secrets have no fragments: ordinary words stay
+    r.add_secret("short-pass1")
+    assert r.redact("short-pa") == "short-pa"

@@ -127,9 +127,6 @@ def test_llm_magic_shows_no_echoed_key(stack, kernel, rt, cell):
         assert rt.last_json(m2) >= 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "detect: known secrets are matched whole (and in encodings); a fragment of the key is not, so a hostile "
-    "provider/proxy can hand the kernel the key in halves over two answers (each half unshaped for the rules)"))
 @pytest.mark.parametrize("stream", [False, True])
 def test_key_in_halves_over_two_answers_is_redacted(stack, kernel, tmp_path, rt, stream):
     key = stack.provider_key

@@ -136,6 +136,9 @@ class DemoStack:
         admin.secrets.kv.v2.create_or_update_secret("llm/openai", secret={"api_key": self.provider_key}, mount_point="secret")
         admin.secrets.kv.v2.create_or_update_secret("db/warehouse", secret={"password": self.db_password},
                                                  mount_point="secret")
+        # The dev server's root token sits on its command line, which any process of this user (a kernel)
+        # can read in /proc/<pid>/cmdline: revoke it now that set-up is done.
+        admin.auth.token.revoke_self()
 
     def start_provider(self) -> None:
         from jupyter_securellm.testing.provider import FakeProvider

@@ -284,6 +284,8 @@ class SecureLLM(ExtensionApp):
         first owns the login. Vault being down is not fatal (calls fail closed and retry later), but
         the window it leaves open is logged loudly.
         """
+        if not self.models and not self.user_secret_paths:
+            return  # nothing will ever be read from Vault (e.g. only the save hook is used)
         try:
             client.login()
             self.log.info("SecureLLM: logged in to Vault at %s (%s)", self.vault_url, self.vault_auth_method)

@@ -414,7 +414,7 @@ class Broker:
 
     async def _stream(self, resp, cfg) -> AsyncIterator[dict]:
         litellm = _litellm
-        redactors: dict[int, Any] = {}
+        fields = _DeltaStreams(self.redactor)  # one StreamRedactor per streamed text field of each choice
         clean = _CleanStrings()  # this stream's id/model/role strings repeat in every chunk: scan them once
         last = None
         it = resp.__aiter__()
@@ -428,18 +428,10 @@ class Broker:
                 last = d
                 for choice in d.get("choices") or []:
                     idx = choice.get("index", 0)
-                    sr = redactors.get(idx)
-                    if sr is None:
-                        sr = redactors[idx] = self.redactor.stream()
                     delta = choice.get("delta") or {}
-                    text = delta.get("content")
-                    if isinstance(text, str):
-                        delta["content"] = sr.feed(text)
+                    fields.feed(idx, delta)
                     if choice.get("finish_reason"):
-                        rest = sr.flush()
-                        redactors[idx] = self.redactor.stream()
-                        if rest:
-                            delta["content"] = (delta.get("content") or "") + rest
+                        fields.flush_into(idx, delta)
                         choice["delta"] = delta
                 yield self.redact_obj(d, skip_content=True, clean=clean)
         except Exception as exc:  # noqa: BLE001
@@ -458,12 +450,13 @@ class Broker:
                 except Exception:  # noqa: BLE001 - best effort
                     pass
         # a stream that ended without finish_reason: emit what the redactors still hold
-        for idx, sr in redactors.items():
-            rest = sr.flush()
-            if rest and last is not None:
+        for idx in fields.choices():
+            delta: dict = {}
+            fields.flush_into(idx, delta)
+            if delta and last is not None:
                 yield {"id": last.get("id"), "object": "chat.completion.chunk", "created": last.get("created"),
                        "model": last.get("model"),
-                       "choices": [{"index": idx, "delta": {"content": rest}, "finish_reason": None}]}
+                       "choices": [{"index": idx, "delta": delta, "finish_reason": None}]}
 
     def redact_obj(self, obj, skip_content: bool = False, clean: "_CleanStrings | None" = None):
         """Redact every string in a JSON-like object (delta content is stream-redacted instead).
@@ -490,7 +483,7 @@ class Broker:
 
     def _redact_each(self, obj, skip_content: bool = False, _key=None):
         if isinstance(obj, str):
-            if skip_content and _key == "content":
+            if skip_content and _key in STREAMED_KEYS:
                 return obj
             return self.redactor.redact(obj)
         if isinstance(obj, dict):
@@ -611,9 +604,76 @@ async def _within(awaitable, timeout: float):
 _timeout_cm = getattr(asyncio, "timeout", None)
 
 
+#: Text fields of a streamed delta that arrive in pieces: each gets its own StreamRedactor, so a secret
+#: split over chunks is caught (tool-call arguments and reasoning included, not just the content).
+STREAMED_KEYS = frozenset({"content", "reasoning_content", "refusal", "arguments", "thinking", "text"})
+
+
+class _DeltaStreams:
+    """StreamRedactors keyed by (choice index, field path); tool calls are told apart by their `index`."""
+
+    def __init__(self, redactor):
+        self._redactor = redactor
+        self._streams: dict[tuple, Any] = {}
+
+    def choices(self) -> list[int]:
+        return sorted({k[0] for k in self._streams})
+
+    def feed(self, idx: int, delta: dict) -> None:
+        self._walk(idx, delta, ())
+
+    def _walk(self, idx, obj, path):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if isinstance(v, str) and k in STREAMED_KEYS:
+                    key = (idx, path + (k,))
+                    sr = self._streams.get(key)
+                    if sr is None:
+                        sr = self._streams[key] = self._redactor.stream()
+                    obj[k] = sr.feed(v)
+                elif isinstance(v, (dict, list)):
+                    self._walk(idx, v, path + (k,))
+        elif isinstance(obj, list):
+            for pos, v in enumerate(obj):
+                tag = v.get("index", pos) if isinstance(v, dict) else pos
+                self._walk(idx, v, path + (("#", tag),))
+
+    def flush_into(self, idx: int, delta: dict) -> None:
+        """Append what the choice's redactors hold back to `delta` (at each field's path) and reset them."""
+        for key in [k for k in self._streams if k[0] == idx]:
+            rest = self._streams.pop(key).flush()
+            if rest:
+                _append_at(delta, key[1], rest)
+
+
+def _append_at(obj: dict, path: tuple, text: str) -> None:
+    """Append `text` to the string at `path` in a delta, creating dicts and indexed list items as needed."""
+    *parents, leaf = path
+    cur: Any = obj
+    for step in parents:
+        if isinstance(step, tuple):  # ("#", index) inside a list of indexed items
+            item = next((x for x in cur if isinstance(x, dict) and x.get("index") == step[1]), None)
+            if item is None:
+                item = {"index": step[1]}
+                cur.append(item)
+            cur = item
+        else:
+            nxt = cur.get(step)
+            if nxt is None:
+                nxt = [] if _next_is_index(path, step) else {}
+                cur[step] = nxt
+            cur = nxt
+    cur[leaf] = (cur.get(leaf) or "") + text
+
+
+def _next_is_index(path: tuple, step) -> bool:
+    i = path.index(step)
+    return i + 1 < len(path) and isinstance(path[i + 1], tuple)
+
+
 def _collect(obj, out: list, skip_content: bool, key=None) -> None:
     if isinstance(obj, str):
-        if not (skip_content and key == "content"):
+        if not (skip_content and key in STREAMED_KEYS):
             out.append(obj)
     elif isinstance(obj, dict):
         for k, v in obj.items():

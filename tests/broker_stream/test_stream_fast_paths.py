@@ -45,8 +45,9 @@ def test_metadata_memo_gives_the_same_answer_as_scanning_every_chunk():
         with_memo = [b.redact_obj(json.loads(json.dumps(c)), skip_content=True, clean=clean) for c in stream]
         without = [b.redact_obj(json.loads(json.dumps(c)), skip_content=True) for c in stream]
         assert with_memo == without
-        assert key not in json.dumps([c["choices"][0]["delta"]["tool_calls"] for c in with_memo])
-        assert with_memo[2]["choices"][0]["delta"]["content"] == key  # untouched here: stream-redacted upstream
+        # text fields (content, tool-call arguments, ...) are untouched here: stream-redacted upstream
+        assert with_memo[2]["choices"][0]["delta"]["content"] == key
+        assert with_memo[3]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"] == key
     finally:
         b.close()
 
@@ -106,3 +107,29 @@ async def test_many_queued_chunks_arrive_complete_and_in_order(broker_api, provi
     assert text == "echo: " + words
     assert len(chunks) > len(words)  # one SSE event per provider chunk, none merged
     assert provider_key not in raw
+
+
+def test_tool_call_arguments_split_over_chunks_are_redacted_per_tool_call():
+    """A key split over the argument chunks of one tool call, interleaved with another tool call's."""
+    from jupyter_securellm.server.broker import _DeltaStreams
+
+    b = _broker()
+    try:
+        key = fake_secret("github-token")
+        streams = _DeltaStreams(b.redactor)
+        pieces = [key[i:i + 5] for i in range(0, len(key), 5)]
+        out = {0: "", 1: ""}
+        for p in pieces:
+            delta = {"tool_calls": [{"index": 0, "function": {"arguments": p}},
+                                    {"index": 1, "function": {"arguments": "fine "}}]}
+            streams.feed(0, delta)
+            for tc in delta["tool_calls"]:
+                out[tc["index"]] += tc["function"]["arguments"]
+        final: dict = {}
+        streams.flush_into(0, final)
+        for tc in final.get("tool_calls", []):
+            out[tc["index"]] += tc["function"]["arguments"]
+        assert key not in out[0] and "[REDACTED:github-token]" in out[0]
+        assert out[1] == "fine " * len(pieces)
+    finally:
+        b.close()

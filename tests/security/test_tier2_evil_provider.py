@@ -131,16 +131,9 @@ def _joined(raw: str) -> str:
     return "\n".join("".join(v) for v in fields.values())
 
 
-SPLIT_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "server/broker.py _stream: only delta.content goes through a StreamRedactor; other delta strings "
-    "(tool_calls[].function.arguments, reasoning_content) are redacted per chunk, so a key split over "
-    "chunks reaches the caller"))
-
-
 @pytest.mark.parametrize("mode,stream", [
     ("content", True), ("content", False), ("tool_args", False), ("reasoning_content", False),
-    pytest.param("tool_args", True, marks=SPLIT_XFAIL),
-    pytest.param("reasoning_content", True, marks=SPLIT_XFAIL),
+    ("tool_args", True), ("reasoning_content", True),
 ])
 async def test_hostile_provider_split_key_in_other_fields(broker_api, evil, provider_key, rt, mode, stream):
     status, _, raw = await broker_api("chat/completions", {"model": "gpt", "stream": stream,

@@ -75,7 +75,11 @@ async def test_coalesced_sse_still_sends_the_first_event_at_once(jp_fetch, jp_se
     writer.close()
     first = next(t for t, n in arrivals if n >= 1)
     done = arrivals[-1][0]
-    assert done - first >= 1.0, arrivals  # >= 4 slow chunks after the first event: not held back to the end
+    # Held back to the end, every event would arrive within milliseconds of the last. With 0.4 s between
+    # provider chunks they spread over more than a second; litellm may deliver its first few chunks in one
+    # burst (seen on a fresh server), so require a generous half of that, and at least three batches.
+    assert done - first >= 0.5, arrivals
+    assert len({n for _, n in arrivals if n}) >= 3, arrivals
     events = [e[len("data: "):] for e in _dechunk(raw.split(b"\r\n\r\n", 1)[1]).decode().split("\n\n") if e]
     assert events[-1] == "[DONE]"
     text = "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1])

@@ -6,10 +6,23 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo bench install clean lint
+.PHONY: test demo bench install clean lint system-deps
+
+# System tools the tests drive for real: git (the git filter tests), runuser (the unprivileged-user test).
+# Installed with apt-get when missing and we are root (as on CI); otherwise named in the error.
+SYSTEM_TOOLS := git runuser
+
+system-deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing:$$missing" >&2; apt-get update -qq && apt-get install -y -qq git util-linux >/dev/null; \
+	  else echo "make: missing system tools:$$missing (install them, e.g. apt-get install git util-linux)" >&2; exit 1; fi; \
+	fi
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq python3-venv \
+	  && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
@@ -19,7 +32,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 # pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
-test: $(STAMP)
+test: system-deps $(STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing on purpose" >&2; exit 1; fi; \
 	exit $$rc

@@ -132,9 +132,8 @@ class HyperscanBackend:
     def __init__(self, rules: tuple[Rule, ...]):
         import hyperscan
 
-        self._hs = hyperscan
         self.rules = rules
-        self._rule_db, self._keyword_fallback = _compile_rule_db(hyperscan, rules)
+        self._rule_db = _compile_rule_db(hyperscan, rules)
 
     def rule_hits(self, text: str) -> dict[int, RuleHits]:
         data = project(text)
@@ -148,15 +147,15 @@ class HyperscanBackend:
                 lst.append(to)
 
         hs_scan(self._rule_db, data, on_match)
+        # each rule is compiled either as its pattern (id i, ends reported in order) or as its keywords
+        # (id i + n, several keywords interleaved, and the match may extend a whole rule width after one)
+        n = len(self.rules)
         out: dict[int, RuleHits] = {}
         for pid, ends in hits.items():
-            i = pid % len(self.rules)
-            after = LOOKAROUND_MARGIN + (self.rules[i].max_width if pid >= len(self.rules) else 0)
-            if i in out:  # a rule present both as pattern and keyword: keep the wider window
-                out[i].ends = sorted(set(out[i].ends) | set(ends))
-                out[i].after = max(out[i].after, after)
+            if pid < n:
+                out[pid] = RuleHits(ends, LOOKAROUND_MARGIN)
             else:
-                out[i] = RuleHits(sorted(ends) if pid >= len(self.rules) else ends, after)
+                out[pid - n] = RuleHits(sorted(ends), self.rules[pid - n].max_width + LOOKAROUND_MARGIN)
         return out
 
 
@@ -288,7 +287,7 @@ def _compile_rule_db(hs, rules: tuple[Rule, ...]):
     ).hexdigest()[:24]
     cache = _cache_dir() / f"rules-{key}.hsdb"
     try:
-        return hs.loadb(cache.read_bytes(), hs.HS_MODE_BLOCK), fallback
+        return hs.loadb(cache.read_bytes(), hs.HS_MODE_BLOCK)
     except Exception:  # noqa: BLE001 - missing or stale cache: compile
         pass
     db = hs.Database(mode=hs.HS_MODE_BLOCK)
@@ -310,4 +309,4 @@ def _compile_rule_db(hs, rules: tuple[Rule, ...]):
         os.replace(tmp, cache)
     except OSError:
         pass
-    return db, fallback
+    return db

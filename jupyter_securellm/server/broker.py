@@ -650,7 +650,7 @@ def _append_at(obj: dict, path: tuple, text: str) -> None:
     """Append `text` to the string at `path` in a delta, creating dicts and indexed list items as needed."""
     *parents, leaf = path
     cur: Any = obj
-    for step in parents:
+    for pos, step in enumerate(parents):
         if isinstance(step, tuple):  # ("#", index) inside a list of indexed items
             item = next((x for x in cur if isinstance(x, dict) and x.get("index") == step[1]), None)
             if item is None:
@@ -660,15 +660,10 @@ def _append_at(obj: dict, path: tuple, text: str) -> None:
         else:
             nxt = cur.get(step)
             if nxt is None:
-                nxt = [] if _next_is_index(path, step) else {}
+                nxt = [] if isinstance(path[pos + 1], tuple) else {}
                 cur[step] = nxt
             cur = nxt
     cur[leaf] = (cur.get(leaf) or "") + text
-
-
-def _next_is_index(path: tuple, step) -> bool:
-    i = path.index(step)
-    return i + 1 < len(path) and isinstance(path[i + 1], tuple)
 
 
 def _collect(obj, out: list, skip_content: bool, key=None) -> None:

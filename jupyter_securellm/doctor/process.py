@@ -72,20 +72,26 @@ def _looks(ctx):
 
 
 def _collect(ctx):
-    looks = []
+    looks, by_status_pid = [], {}
     for s in _servers(ctx):
         label, status, proc = (s["url"] or f"pid {s['pid']}"), None, None
         if s["url"]:
             status = fetch_status(s["url"], s["token"])
             if status is None:
                 continue  # a Jupyter server without our extension: nothing of ours to check
-        if s["pid"]:
+        pid = s["pid"]
+        if pid and not s["url"] and pid in by_status_pid:
+            continue  # already answered for itself through --url
+        if pid:
             try:
-                proc = by_pid(int(s["pid"]))
+                proc = by_pid(int(pid))
             except DoctorError:
                 if not status:
                     raise
         looks.append((label, status, proc))
+        spid = ((status or {}).get("process") or {}).get("pid")
+        if spid:
+            by_status_pid[spid] = True
     return looks
 
 

@@ -6,6 +6,7 @@ SecOps gets the standard format with purls and hashes, for this interpreter's si
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 
@@ -15,6 +16,9 @@ from .core import DoctorError
 def write_sbom(path: str, python: str | None = None) -> None:
     if importlib.util.find_spec("cyclonedx_py") is None:
         raise DoctorError("--sbom needs cyclonedx-bom: pip install 'jupyter-securellm[sbom]'")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise DoctorError(f"{path}: cannot write the SBOM there (no such directory, or not writable)")
     argv = [sys.executable, "-m", "cyclonedx_py", "environment", "--output-format", "JSON",
             "--output-file", path, python or sys.executable]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)

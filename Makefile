@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo bench install clean lint system-deps postgres-deps lab-system-deps labextension lab-test
+.PHONY: test demo bench install clean lint system-deps postgres-deps lock lock-upgrade doctor lab-system-deps labextension lab-test
 
 # System tools the tests drive for real: git (the git filter tests), runuser (the unprivileged-user test).
 # Installed with apt-get when missing and we are root (as on CI); otherwise named in the error.
@@ -23,11 +23,35 @@ system-deps:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq python3-venv \
 	  && $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | lab-system-deps $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+# Supply chain: everything comes from the hashed lock (pip refuses any file whose sha256 is not in it),
+# then our own package from this checkout, editable, with no dependency resolution and no isolated build
+# (its build backend is in the lock too). The stamp records which lock was installed: a test compares the
+# venv with it. `make lock` refreshes both locks from pyproject.toml, against PyPI only (this machine's pip
+# config and wheel caches are ignored, so the hashes are PyPI's); `make lock-upgrade` also moves every pin up.
+LOCK        := requirements/test.txt
+DEPLOY_LOCK := requirements/deploy.txt
+PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+  $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+  --index-url https://pypi.org/simple
+LOCK_PY     := $(shell sed -n 's/.*with Python \([0-9.]*\).*/\1/p' $(LOCK) 2>/dev/null | head -1)
+
+$(STAMP): pyproject.toml $(LOCK) | lab-system-deps $(BIN)/python
+	@py=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); [ "$$py" = "$(LOCK_PY)" ] || { \
+	  echo "make: $(LOCK) was made for Python $(LOCK_PY), this venv has $$py: use PYTHON=python$(LOCK_PY), or run make lock" >&2; exit 1; }
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check >&2; \
+	  echo "make: $(LOCK) does not satisfy pyproject.toml: run make lock" >&2; exit 1; }
+	sha256sum $(LOCK) > $(STAMP)
+
+lock: | $(BIN)/python
+	@$(BIN)/python -m pip show pip-tools >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet pip-tools
+	$(PIP_COMPILE) $(LOCK_ARGS) --extra test --all-build-deps -o $(LOCK) pyproject.toml
+	$(PIP_COMPILE) $(LOCK_ARGS) -o $(DEPLOY_LOCK) pyproject.toml
+
+lock-upgrade:
+	$(MAKE) lock LOCK_ARGS=--upgrade
 
 install: $(STAMP)
 
@@ -43,6 +67,10 @@ test: system-deps postgres-deps lab-system-deps $(STAMP) lab-test
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing on purpose" >&2; exit 1; fi; \
 	exit $$rc
+
+# The deployment's self-check on this checkout's environment, against its own lock (docs/doctor.md).
+doctor: $(STAMP)
+	$(BIN)/jupyter-securellm doctor --lock $(LOCK)
 
 # Every benchmark runs our code and the named competitor side by side and prints the ratio.
 bench: $(STAMP)

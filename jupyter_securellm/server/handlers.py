@@ -193,7 +193,13 @@ class StatusHandler(BaseHandler):
     @broker_auth
     async def get(self):
         version = self.settings.get("jupyter_securellm_version", "")
-        self.finish(json.dumps(await self.broker.status(self.caller, version)))
+        body = await self.broker.status(self.caller, version)
+        redactor = self.settings.get("jupyter_securellm_redactor")
+        if redactor is not None:  # for `jupyter-securellm doctor`: flags and names, never values
+            from .hardening import process_report
+
+            body["process"] = process_report(redactor.scanner)
+        self.finish(json.dumps(body))
 
 
 class SecretsGetHandler(BaseHandler):

@@ -142,7 +142,7 @@ def vault_tls(ctx):
     if c.has("vault_verify") and c.value("vault_verify") is False:
         return _r("vault-tls", FAIL, "Vault TLS certificate verification is off (c.SecureLLM.vault_verify = False)",
                   "set c.SecureLLM.vault_ca_cert to the CA file instead of turning verification off")
-    problem = vault_reachable(url, c.value("vault_ca_cert") or None)
+    problem = vault_reachable(url, c.value("vault_ca_cert") or _requests_ca_bundle())
     if problem and problem.startswith("certificate"):
         return _r("vault-tls", FAIL, f"Vault at {url}: {problem}",
                   "set c.SecureLLM.vault_ca_cert to the CA that signed Vault's certificate")
@@ -153,13 +153,29 @@ def vault_tls(ctx):
               + ("" if not c.value("vault_ca_cert") else f" (CA {c.value('vault_ca_cert')})"))
 
 
+def _requests_ca_bundle() -> str | None:
+    """The CA bundle hvac (requests) verifies Vault with when no vault_ca_cert is set: the same
+    environment variables, else certifi's bundle; so the doctor trusts exactly what the server trusts."""
+    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        import certifi
+    except ImportError:
+        return None
+    return certifi.where()
+
+
 def vault_reachable(url: str, cafile: str | None = None) -> str | None:
     """None when Vault's health endpoint answers (any HTTP status: sealed and standby answer 5xx/4xx)."""
     import ssl
     import urllib.error
     import urllib.request
 
-    ctx = ssl.create_default_context(cafile=cafile) if url.startswith("https") else None
+    ctx = None
+    if url.startswith("https"):
+        ctx = ssl.create_default_context(**({"capath": cafile} if cafile and os.path.isdir(cafile) else
+                                            {"cafile": cafile} if cafile else {}))
     try:
         urllib.request.urlopen(url.rstrip("/") + "/v1/sys/health", timeout=5, context=ctx).close()
     except urllib.error.HTTPError:

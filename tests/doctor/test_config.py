@@ -163,3 +163,25 @@ def test_the_report_never_prints_a_secret_from_the_config(tmp_path):
                                "--format", fmt], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 1
         assert key not in proc.stdout and key not in proc.stderr
+
+
+def test_vault_over_https_with_an_untrusted_certificate_fails_and_trusted_passes(tmp_path):
+    """A real OpenBao serving HTTPS with a CA made at run time: unknown to the server's trust store
+    (hvac verifies with requests: $REQUESTS_CA_BUNDLE, else certifi), then trusted through it."""
+    from jupyter_securellm.testing.openbao import OpenBao
+
+    with OpenBao(tmp_path / "bao", tls=True) as bao:
+        cfg = write(tmp_path, {**GOOD, "vault_url": bao.url})
+        saved = os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        try:
+            rc, checks = doctor("--config", cfg)
+            c = checks["config.vault-tls"]
+            assert rc == 1 and c["status"] == "fail" and "certificate not trusted" in c["summary"]
+            os.environ["REQUESTS_CA_BUNDLE"] = bao.ca_cert
+            rc, checks = doctor("--config", cfg)
+            c = checks["config.vault-tls"]
+            assert c["status"] == "pass" and "reachable over https with certificate verification" in c["summary"]
+        finally:
+            os.environ.pop("REQUESTS_CA_BUNDLE", None)
+            if saved is not None:
+                os.environ["REQUESTS_CA_BUNDLE"] = saved

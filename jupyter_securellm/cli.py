@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .governance.cli import add_parsers as add_governance_parsers  # policy eval|test, audit verify|report
 
     add_governance_parsers(sub)
+    from .doctor.cli import add_parser as add_doctor_parser  # doctor: the deployment's self-check
+
+    add_doctor_parser(sub)
     return parser
 
 
@@ -364,6 +367,10 @@ def main(argv=None) -> int:
             from .governance.cli import run as run_governance
 
             return run_governance(args)
+        if args.command == "doctor":
+            from .doctor.cli import run as run_doctor
+
+            return run_doctor(args)
         return cmd_git(args)
     except (BaselineError, UsageError) as exc:
         _err(str(exc))

@@ -383,7 +383,7 @@ class SecureLLM(ExtensionApp):
 
         from .contents import install_save_hook
 
-        install_save_hook(self)
+        self.settings["jupyter_securellm_save_hook"] = install_save_hook(self)  # the scan endpoint reuses it
 
     def initialize_handlers(self):
         from .handlers import default_handlers

@@ -64,8 +64,9 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
             return None
         return super().check_xsrf_cookie()
 
-    def json_body(self):
-        limit = self.settings.get("jupyter_securellm_max_request_bytes", 2 * 1024 * 1024)
+    def json_body(self, limit: int | None = None):
+        if limit is None:
+            limit = self.settings.get("jupyter_securellm_max_request_bytes", 2 * 1024 * 1024)
         if len(self.request.body or b"") > limit:
             raise BrokerError("invalid_request", f"The request body exceeds {limit} bytes; send a smaller prompt.")
         try:
@@ -190,7 +191,13 @@ class StatusHandler(BaseHandler):
     @broker_auth
     async def get(self):
         version = self.settings.get("jupyter_securellm_version", "")
-        self.finish(json.dumps(await self.broker.dispatch(self.caller, "status", {"version": version})))
+        body = await self.broker.dispatch(self.caller, "status", {"version": version})
+        redactor = self.settings.get("jupyter_securellm_redactor")
+        if redactor is not None:  # for `jupyter-securellm doctor`: flags and names, never values
+            from .hardening import process_report
+
+            body["process"] = process_report(redactor.scanner)
+        self.finish(json.dumps(body))
 
 
 class SecretsGetHandler(BaseHandler):
@@ -201,9 +208,27 @@ class SecretsGetHandler(BaseHandler):
         self.finish(json.dumps(result))
 
 
+class ScanHandler(BaseHandler):
+    """Scan the notebook open in the browser (the Lab command "Scan notebook for secrets")."""
+
+    @broker_auth
+    async def post(self):
+        from .scan import SCAN_MAX_BYTES, scan_notebook
+
+        hook = self.settings.get("jupyter_securellm_save_hook")
+        if hook is None:
+            raise BrokerError("not_found", "The notebook scanner is not running on this server.")
+        redact = self.get_query_argument("redact", "false").lower() in ("1", "true", "yes")
+        result = scan_notebook(hook, self.json_body(SCAN_MAX_BYTES), self.contents_manager, redact=redact)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(result))
+
+
 default_handlers = [
     (rf"/{PREFIX}/chat/completions", ChatCompletionsHandler),
     (rf"/{PREFIX}/models", ModelsHandler),
     (rf"/{PREFIX}/status", StatusHandler),
     (rf"/{PREFIX}/secrets/get", SecretsGetHandler),
+    (rf"/{PREFIX}/scan", ScanHandler),
 ]

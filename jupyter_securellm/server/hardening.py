@@ -45,6 +45,17 @@ def is_dumpable() -> bool | None:
     return ctypes.CDLL(None, use_errno=True).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0
 
 
+def process_report(scanner) -> dict:
+    """What `status` says about this process: the dumpable flag and the names (never the values)
+    of environment variables that hold a provider-shaped or known secret. Read by `doctor`."""
+    import os
+
+    leaky = sorted(k for k, v in os.environ.items()
+                   if v and any(f.rule_id != "generic-api-key" for f in scanner.scan(v)))
+    return {"pid": os.getpid(), "uid": os.getuid() if hasattr(os, "getuid") else None,
+            "dumpable": is_dumpable(), "secret_env": leaky}
+
+
 class RedactingFilter(logging.Filter):
     """Renders each record once, redacts the text, and freezes it so no handler re-renders it."""
 

@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo bench install clean lint system-deps postgres-deps lock lock-upgrade doctor
+.PHONY: test demo bench install clean lint system-deps postgres-deps lock lock-upgrade doctor lab-system-deps labextension lab-test
 
 # System tools the tests drive for real: git (the git filter tests), runuser (the unprivileged-user test).
 # Installed with apt-get when missing and we are root (as on CI); otherwise named in the error.
@@ -36,7 +36,7 @@ PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT -u PIP_INDEX_URL -u PIP_E
   --index-url https://pypi.org/simple
 LOCK_PY     := $(shell sed -n 's/.*with Python \([0-9.]*\).*/\1/p' $(LOCK) 2>/dev/null | head -1)
 
-$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+$(STAMP): pyproject.toml $(LOCK) | lab-system-deps $(BIN)/python
 	@py=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); [ "$$py" = "$(LOCK_PY)" ] || { \
 	  echo "make: $(LOCK) was made for Python $(LOCK_PY), this venv has $$py: use PYTHON=python$(LOCK_PY), or run make lock" >&2; exit 1; }
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
@@ -63,7 +63,7 @@ postgres-deps:
 	    echo "installing: postgresql" >&2; apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "make: PostgreSQL server binaries missing (apt-get install postgresql)" >&2; exit 1; fi; }
 
-test: system-deps postgres-deps $(STAMP)
+test: system-deps postgres-deps lab-system-deps $(STAMP) lab-test
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing on purpose" >&2; exit 1; fi; \
 	exit $$rc
@@ -78,11 +78,46 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_scrub.py
 	$(BIN)/python benchmarks/bench_load.py
 	$(BIN)/python benchmarks/bench_broker.py
+	$(BIN)/python benchmarks/bench_lab.py
 
 # OpenBao dev server (AppRole for the broker) + stand-in provider + JupyterLab on 127.0.0.1.
 # Ctrl-C stops everything it started. DEMO_PORT=8899 make demo picks another JupyterLab port.
-demo: $(STAMP)
+demo: lab-system-deps $(STAMP) labextension
 	@DEMO_PORT=$(DEMO_PORT) $(BIN)/python -m jupyter_securellm.demo
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+
+# ---- JupyterLab extension: labextension/ (TypeScript) -> jupyter_securellm/labextension (prebuilt assets).
+# Node.js comes from Debian's nodejs when missing; jlpm is the yarn that JupyterLab ships (jupyter-builder).
+# The browser tests drive Debian's chromium (never a browser downloaded by Playwright).
+LAB_DIR    := labextension
+LAB_BUILT  := jupyter_securellm/labextension/static/style.js
+LAB_DEPS   := $(LAB_DIR)/node_modules/.yarn-state.yml
+LAB_SRC    := $(wildcard $(LAB_DIR)/src/*.ts $(LAB_DIR)/style/* $(LAB_DIR)/schema/*.json) $(LAB_DIR)/package.json \
+              $(LAB_DIR)/tsconfig.json
+JLPM        = cd $(LAB_DIR) && PATH="$(abspath $(BIN)):$$PATH" "$(abspath $(BIN))/jlpm"
+
+lab-system-deps:
+	@missing=""; command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing:$$missing" >&2; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "make: missing system packages:$$missing (e.g. apt-get install$$missing)" >&2; exit 1; fi; \
+	fi
+
+$(LAB_DEPS): $(LAB_DIR)/package.json $(LAB_DIR)/yarn.lock | lab-system-deps $(STAMP)
+	$(JLPM) install --immutable
+	touch $@
+
+$(LAB_BUILT): $(LAB_SRC) $(LAB_DEPS)
+	$(JLPM) build:prod
+	touch $@
+
+labextension: $(LAB_BUILT)
+
+# jest unit tests of the front-end logic (the browser tests run under pytest, tests/lab)
+lab-test: labextension
+	$(JLPM) test

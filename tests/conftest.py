@@ -16,6 +16,7 @@ pytest_plugins = [
     "jupyter_securellm.testing.pytest_plugin",  # openbao (one per session), openbao_factory, provider, standin_key
     "jupyter_securellm.testing.server_fixtures",  # the broker in an in-process Jupyter server
     "jupyter_securellm.testing.kernels",  # Kernel, ServerKernel, demo_stack, kernel_factory
+    "jupyter_securellm.testing.postgres",  # postgres (one cluster per session), postgres_url
 ]
 
 TESTS = Path(__file__).resolve().parent

@@ -17,6 +17,7 @@ STATUS = {
     "provider_error": 502,
     "provider_auth": 502,
     "vault_unavailable": 503,
+    "broker_unavailable": 503,
     "timeout": 504,
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
 
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
@@ -27,7 +28,14 @@ _HTTP_TYPES = {v: k for k, v in reversed(list(STATUS.items()))}
 
 def broker_auth(method):
     """Kernel token if the header is present, else Jupyter auth; BrokerError -> JSON error."""
-    jupyter_auth = web.authenticated(authorized(resource=AUTH_RESOURCE)(method))
+    @functools.wraps(method)
+    async def as_owner(self, *args, **kwargs):
+        # only reached once Jupyter auth passed: then ask the Hub for the owner's groups
+        app = self.settings["jupyter_securellm_app"]
+        self.caller = Caller(user=app.owner, groups=await app.caller_groups())
+        return await method(self, *args, **kwargs)
+
+    jupyter_auth = web.authenticated(authorized(resource=AUTH_RESOURCE)(as_owner))
 
     @allow_unauthenticated  # we authenticate ourselves, below, on every path
     @functools.wraps(method)
@@ -39,7 +47,9 @@ def broker_auth(method):
                 if principal is None:
                     raise BrokerError("unauthorized", "The kernel token is invalid or revoked; "
                                                       "restart the kernel to get a fresh one.")
-                self.caller = Caller(user=principal.user, kernel_id=principal.kernel_id)
+                app = self.settings["jupyter_securellm_app"]
+                self.caller = Caller(user=principal.user, kernel_id=principal.kernel_id,
+                                     groups=await app.caller_groups())
                 return await method(self, *args, **kwargs)
             self.caller = Caller(user=self.settings["jupyter_securellm_app"].owner)
             return await jupyter_auth(self, *args, **kwargs)
@@ -185,14 +195,20 @@ def _retrieve(fut) -> None:
 class ModelsHandler(BaseHandler):
     @broker_auth
     async def get(self):
-        self.finish(json.dumps(self.broker.list_models()))
+        models = self.broker.list_models()
+        if inspect.isawaitable(models):  # the hub-service forwarder asks the service
+            models = await models
+        self.finish(json.dumps(models))
 
 
 class StatusHandler(BaseHandler):
     @broker_auth
     async def get(self):
         version = self.settings.get("jupyter_securellm_version", "")
-        self.finish(json.dumps(await self.broker.status(self.caller, version)))
+        status = await self.broker.status(self.caller, version)
+        if isinstance(status, dict):
+            status.setdefault("groups", list(self.caller.groups))  # the Hub's, when on a Hub
+        self.finish(json.dumps(status))
 
 
 class SecretsGetHandler(BaseHandler):

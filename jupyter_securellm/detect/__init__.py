@@ -13,6 +13,7 @@ give identical findings.
 """
 from .redact import DEFAULT_PLACEHOLDER, Redactor, StreamRedactor
 from .rules import Rule, RuleError, default_rules, expand_template, fake_secret, load_rules
+from .ruleset import RuleSet, default_ruleset
 from .scanner import Finding, Scanner, fingerprint, hyperscan_available
 
 __all__ = [
@@ -21,9 +22,11 @@ __all__ = [
     "Redactor",
     "Rule",
     "RuleError",
+    "RuleSet",
     "Scanner",
     "StreamRedactor",
     "default_rules",
+    "default_ruleset",
     "expand_template",
     "fake_secret",
     "fingerprint",

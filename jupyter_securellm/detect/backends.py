@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,25 +34,22 @@ def _x80_handler(err: UnicodeEncodeError):
 codecs.register_error("securellm-x80", _x80_handler)
 
 
-_tls = threading.local()
+class HsDatabase:
+    """A Hyperscan database with one scratch space per thread (one scratch cannot serve two scans at once)."""
 
+    __slots__ = ("db", "_local")
 
-def hs_scan(db, data: bytes, handler) -> None:
-    """Scan with a scratch space owned by this thread: one Hyperscan scratch cannot serve two scans at once."""
-    import hyperscan
+    def __init__(self, db):
+        self.db = db
+        self._local = threading.local()
 
-    cache = getattr(_tls, "scratch", None)
-    if cache is None:
-        cache = _tls.scratch = OrderedDict()
-    entry = cache.get(id(db))
-    if entry is None or entry[0] is not db:
-        entry = (db, hyperscan.Scratch(db))
-        cache[id(db)] = entry
-        while len(cache) > 8:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end(id(db))
-    db.scan(data, match_event_handler=handler, scratch=entry[1])
+    def scan(self, data: bytes, handler) -> None:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            import hyperscan
+
+            scratch = self._local.scratch = hyperscan.Scratch(self.db)
+        self.db.scan(data, match_event_handler=handler, scratch=scratch)
 
 
 def project(text: str) -> bytes:
@@ -133,7 +129,7 @@ class HyperscanBackend:
         import hyperscan
 
         self.rules = rules
-        self._rule_db = _compile_rule_db(hyperscan, rules)
+        self._rule_db = HsDatabase(_compile_rule_db(hyperscan, rules))
 
     def rule_hits(self, text: str) -> dict[int, RuleHits]:
         data = project(text)
@@ -146,7 +142,7 @@ class HyperscanBackend:
             elif lst[-1] != to:
                 lst.append(to)
 
-        hs_scan(self._rule_db, data, on_match)
+        self._rule_db.scan(data, on_match)
         # each rule is compiled either as its pattern (id i, ends reported in order) or as its keywords
         # (id i + n, several keywords interleaved, and the match may extend a whole rule width after one)
         n = len(self.rules)
@@ -175,8 +171,9 @@ class HyperscanKnownMatcher:
             flags.append(0)
         self._db = None
         if exprs:
-            self._db = hs.Database(mode=hs.HS_MODE_BLOCK)
-            self._db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+            db = hs.Database(mode=hs.HS_MODE_BLOCK)
+            db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+            self._db = HsDatabase(db)
 
     def matches(self, text: str) -> list[tuple[int, int, int]]:
         if self._db is None:
@@ -191,7 +188,7 @@ class HyperscanKnownMatcher:
             else:
                 sep_hits.setdefault(pid - nlit, []).append(to)
 
-        hs_scan(self._db, project(text), on_match)
+        self._db.scan(project(text), on_match)
         out = []
         for pid, to in literal_hits:
             variant, idx = self._known[pid]

@@ -11,15 +11,9 @@ from typing import Iterable
 
 from . import filters
 from . import known as known_mod
-from .backends import (
-    project,
-    HyperscanBackend,
-    HyperscanKnownMatcher,
-    PythonBackend,
-    PythonKnownMatcher,
-    merge_windows,
-)
-from .rules import LOOKAROUND_MARGIN, Rule, default_rules
+from .backends import HyperscanKnownMatcher, PythonKnownMatcher, merge_windows, project
+from .rules import LOOKAROUND_MARGIN, Rule
+from .ruleset import RuleSet, as_ruleset
 
 _FP_SALT = b"jupyter-securellm/fingerprint/v1\0"
 
@@ -61,35 +55,6 @@ def hyperscan_available() -> bool:
     return True
 
 
-_BACKEND_CACHE: dict[tuple[str, int], object] = {}
-_BACKEND_LOCK = threading.Lock()
-
-
-class _NoRules:
-    """A Scanner with an empty rule set (known secrets only) needs no prefilter at all."""
-
-    name = "none"
-
-    @staticmethod
-    def rule_hits(_text: str) -> dict:
-        return {}
-
-
-def _shared_backend(kind: str, rules: tuple[Rule, ...]):
-    """Rule databases are immutable: build each once per process and share it between Scanners."""
-    if not rules:
-        return _NoRules()
-    key = (kind, id(rules))
-    with _BACKEND_LOCK:
-        be = _BACKEND_CACHE.get(key)
-        if be is None:
-            be = (HyperscanBackend if kind == "hyperscan" else PythonBackend)(rules)
-            _BACKEND_CACHE[key] = (be, rules)  # keep rules alive so id() stays unique
-        else:
-            be = be[0]
-        return be
-
-
 _B64_RUN = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}|[A-Za-z0-9_-]{24,}={0,2}")
 _MAX_DECODE_RUN = 1 << 20
 _MIN_RUN = 24
@@ -126,11 +91,15 @@ def base64_runs(text: str):
 class Scanner:
     """Finds credentials by rule and registered known secrets in text.
 
+    `rules` is a `RuleSet` or an iterable of `Rule` (default: the built-in rules, compiled once per process).
     `backend` is "auto" (Hyperscan when importable), "hyperscan" or "python"; both give identical findings.
     """
 
-    def __init__(self, rules: Iterable[Rule] | None = None, *, backend: str = "auto", known_secrets=()):
-        self.rules: tuple[Rule, ...] = default_rules() if rules is None else tuple(rules)
+    def __init__(
+        self, rules: Iterable[Rule] | RuleSet | None = None, *, backend: str = "auto", known_secrets=()
+    ):
+        self.ruleset: RuleSet = as_ruleset(rules)
+        self.rules: tuple[Rule, ...] = self.ruleset.rules
         if backend == "auto":
             backend = "hyperscan" if hyperscan_available() else "python"
         if backend not in ("hyperscan", "python"):
@@ -141,6 +110,7 @@ class Scanner:
         self._priority[known_mod.RULE_ID] = 1
         self._rule_backend = None  # built lazily: constructing a Scanner must stay cheap
         self._known_backend = None
+        self._partial = None  # the stream detectors of the current known secrets (see `partial_detectors`)
         self._secrets: list[str] = []
         self._secret_fps: list[str] = []
         self._known_version = 0
@@ -178,10 +148,21 @@ class Scanner:
     def known_secrets(self) -> tuple[str, ...]:
         return tuple(self._secrets)
 
+    def partial_detectors(self):
+        """The stream partial-match detectors (the rules' and one for the known secrets), rebuilt per add."""
+        from .partial import known_detector_set
+
+        with self._lock:
+            ds = self._partial
+            if ds is None or ds.version != self._known_version:
+                ds = known_detector_set(self._known_version, self.ruleset.partial_detectors(), tuple(self._secrets))
+                self._partial = ds
+            return ds
+
     def _ensure_backends(self):
         with self._lock:
             if self._rule_backend is None:
-                self._rule_backend = _shared_backend(self.backend_name, self.rules)
+                self._rule_backend = self.ruleset.backend(self.backend_name)
             if self._built_version != self._known_version:
                 literals = []
                 separated = []

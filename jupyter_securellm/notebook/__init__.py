@@ -7,7 +7,7 @@ detection engine, and the allowlist (pragmas and baseline).
 from __future__ import annotations
 
 from .allowlist import Baseline, BaselineError, find_default_baseline, pragma_allows
-from .core import FieldHit, FileResult, Finding, process_notebook, process_text, scrub_notebook_model, scrub_text
+from .core import FieldHit, FileFinding, FileResult, process_notebook, process_text, scrub_notebook_model, scrub_text
 from .engine import Engine, Hit
 from .fields import Field, NotebookError, iter_fields
 
@@ -17,8 +17,8 @@ __all__ = [
     "Engine",
     "Field",
     "FieldHit",
+    "FileFinding",
     "FileResult",
-    "Finding",
     "Hit",
     "NotebookError",
     "find_default_baseline",

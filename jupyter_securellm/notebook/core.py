@@ -18,7 +18,7 @@ from .fields import Field, NotebookError, check_notebook, iter_fields
 from .jsonpos import encode_string, line_columns, locate, raw_offsets
 
 __all__ = [
-    "Finding",
+    "FileFinding",
     "FileResult",
     "FieldHit",
     "NotebookError",
@@ -35,8 +35,12 @@ _BATCH_CHARS = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
-    """One secret, located in the file as stored (1-based lines and columns; end_column exclusive)."""
+class FileFinding:
+    """One secret, located in the file as stored (1-based lines and columns; end_column exclusive).
+
+    Not `detect.Finding`, which holds character offsets into one scanned string: this one is what the CLI,
+    the git filter and the save hook report, and its `to_dict()` is the JSON output format.
+    """
 
     path: str
     line: int
@@ -66,7 +70,7 @@ class Finding:
 class FileResult:
     path: str
     kind: str  # "notebook" | "text"
-    findings: list = field(default_factory=list)  # reported Findings
+    findings: list = field(default_factory=list)  # reported FileFindings
     allowed: int = 0  # findings dropped by a pragma or the baseline
     new_text: str | None = None  # the scrubbed file, when scrubbing changed it
 
@@ -229,7 +233,7 @@ def process_text(text: str, path: str, engine, baseline=None, scrub: bool = Fals
     pos = line_columns(text, offsets)
     n = len(hits)
     result.findings = [
-        Finding(path, *pos[i], *pos[n + i], h.rule_id, h.fingerprint) for i, h in enumerate(hits)
+        FileFinding(path, *pos[i], *pos[n + i], h.rule_id, h.fingerprint) for i, h in enumerate(hits)
     ]
     if scrub:
         result.new_text = _redact(text, _merge(hits), engine)
@@ -368,7 +372,7 @@ def process_notebook(text: str, path: str, engine, baseline=None, scrub: bool = 
     pos = line_columns(text, raw)
     names = {fld.path: _safe_name(fld, engine) for fld, _ in hit_fields}
     findings = [
-        Finding(path, *pos[2 * i], *pos[2 * i + 1], h.rule_id, h.fingerprint, fld.cell, names[fld.path])
+        FileFinding(path, *pos[2 * i], *pos[2 * i + 1], h.rule_id, h.fingerprint, fld.cell, names[fld.path])
         for i, (fld, h) in enumerate(meta)
     ]
     findings.sort(key=lambda f: (f.line, f.column, f.end_line, f.end_column, f.rule_id))

@@ -111,6 +111,11 @@ class SecureLLM(ExtensionApp):
         "", help="Base URL of the broker service (its JupyterHub `url`, e.g. http://securellm-broker:8000). "
                  "Empty: looked up in the Hub API (needs read:services!service=<name> on the server role).",
     ).tag(config=True)
+    kernel_token_peer_check = Bool(
+        True, help="Refuse a kernel token sent over loopback by a process of another Unix user (several "
+                   "users' servers on one machine). Turn off only if kernel calls reach this server through "
+                   "a local proxy running as another user.",
+    ).tag(config=True)
     hub_groups_ttl = Float(
         60.0, help="Seconds the Hub groups of a user stay cached (they feed policy input.groups and budgets).",
     ).tag(config=True)

@@ -48,6 +48,9 @@ def broker_auth(method):
                     raise BrokerError("unauthorized", "The kernel token is invalid or revoked; "
                                                       "restart the kernel to get a fresh one.")
                 app = self.settings["jupyter_securellm_app"]
+                if app.kernel_token_peer_check and not _peer_is_us(self):
+                    raise BrokerError("unauthorized", "This kernel token was sent by another Unix user's process; "
+                                                      "kernel tokens work only from the kernel they were issued to.")
                 self.caller = Caller(user=principal.user, kernel_id=principal.kernel_id,
                                      groups=await app.caller_groups())
                 return await method(self, *args, **kwargs)
@@ -57,6 +60,17 @@ def broker_auth(method):
             self.send_broker_error(exc)
 
     return wrapper
+
+
+def _peer_is_us(handler) -> bool:
+    """False only when the caller is provably a loopback socket of another uid (server/peer.py)."""
+    import os
+
+    from .peer import loopback_peer_uid
+
+    stream = getattr(handler.request.connection, "stream", None)
+    uid = loopback_peer_uid(getattr(stream, "socket", None)) if stream is not None else None
+    return uid is None or uid == os.getuid()
 
 
 class BaseHandler(ExtensionHandlerMixin, APIHandler):

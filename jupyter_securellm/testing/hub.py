@@ -73,7 +73,7 @@ def user_python(base_dir: Path) -> str:
 
 
 def http(method: str, url: str, body=None, token: str | None = None, headers=None, timeout: float = 60):
-    """(status, parsed JSON or text) for one request; never raises on an HTTP error status."""
+    """(status, parsed JSON or text) for one request; (0, reason) when nothing answered. Never raises."""
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
     if token:
@@ -85,6 +85,8 @@ def http(method: str, url: str, body=None, token: str | None = None, headers=Non
             raw, code = r.read(), r.status
     except urllib.error.HTTPError as e:
         raw, code = e.read(), e.code
+    except OSError as e:  # no connection at all: status 0 and the reason
+        return 0, type(getattr(e, "reason", e)).__name__
     try:
         return code, json.loads(raw) if raw else None
     except ValueError:
@@ -222,9 +224,10 @@ class HubStack:
         # the single-user servers' config (no secrets in it)
         conf = self.dir / "singleuser-config"
         conf.mkdir()
-        su = {"broker_mode": self.mode, "hub_service_name": SERVICE}
-        if self.mode == "hub-service":
-            su["hub_service_url"] = self.service_direct_url
+        su, args = {}, []
+        if self.mode == "hub-service":  # as in examples/jupyterhub/jupyterhub_config.py: c.Spawner.args
+            args = ["--SecureLLM.broker_mode=hub-service", f"--SecureLLM.hub_service_name={SERVICE}",
+                    f"--SecureLLM.hub_service_url={self.service_direct_url}"]
         else:  # tier 2 on a Hub: each server runs the broker, with a Vault token of its own user
             su.update(self.securellm_config(), vault_token_path="~/.vault-token")
             for name in self.user_names:
@@ -241,7 +244,7 @@ class HubStack:
             "bind_url": self.url, "hub_bind_url": f"http://127.0.0.1:{self.ports['hub']}",
             "proxy_api": f"http://127.0.0.1:{self.ports['proxy_api']}", "db": f"sqlite:///{self.dir}/jupyterhub.sqlite",
             "cookie_secret": str(self.dir / "cookie_secret"), "users": self.user_names, "groups": self.groups,
-            "python": self.python, "single_user_env": dict(env_common, JUPYTER_CONFIG_DIR=str(conf)),
+            "python": self.python, "single_user_args": args, "single_user_env": dict(env_common, JUPYTER_CONFIG_DIR=str(conf)),
             "service": {"name": SERVICE, "url": self.service_direct_url, "user": self.broker_name,
                         "cwd": str(broker.home), "environment": env_common,
                         "command": [self.python, "-m", "jupyter_securellm", "broker", "--config",
@@ -360,6 +363,9 @@ class HubStack:
         if self._log is not None:
             self._log.close()
             self._log = None
+        keep = os.environ.get("SECURELLM_HUB_LOG")  # debugging: keep the Hub's log after teardown
+        if keep:
+            shutil.copy(self.dir / "hub.log", keep)
         for policy in ("vault_info",):
             info = getattr(self, policy, None)
             if info:
@@ -418,7 +424,15 @@ class HubKernel:
         self.kc = BlockingKernelClient()
         self.kc.load_connection_file(str(conn))
         self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=90)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                self.kc.wait_for_ready(timeout=60)
+                break
+            except RuntimeError:  # a missed heartbeat while a loaded machine starts the kernel is not a death
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
     def run(self, code: str, timeout: float = 120) -> tuple[str, str]:
         """(stdout + display text, error text) of one cell."""
@@ -428,7 +442,7 @@ class HubKernel:
             t, c = msg["msg_type"], msg["content"]
             if t == "stream":
                 (out if c["name"] == "stdout" else err).append(c["text"])
-            elif t in ("execute_result", "display_data"):
+            elif t in ("execute_result", "display_data", "update_display_data"):
                 out.append(c["data"].get("text/plain", "") + "\n")
                 out.append(c["data"].get("text/markdown", ""))
             elif t == "error":
@@ -469,6 +483,7 @@ c.JupyterHub.load_groups = {{g: {{"users": us}} for g, us in h["groups"].items()
 c.JupyterHub.spawner_class = "localprocess"
 c.Spawner.cmd = [h["python"], "-m", "jupyterhub.singleuser"]
 c.Spawner.environment = h["single_user_env"]
+c.Spawner.args = h["single_user_args"]
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 c.JupyterHub.services = [
@@ -503,3 +518,29 @@ def hub_stack(openbao):
             yield stack
         finally:
             stack.stop()
+
+
+def process_memory_contains(pid: int, needle: bytes, limit: int = 1 << 30) -> bool:
+    """Whether `needle` is anywhere in the readable memory of process `pid` (run as root)."""
+    found = False
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            addr, perms = line.split()[:2]
+            if "r" not in perms:
+                continue
+            start, end = (int(x, 16) for x in addr.split("-"))
+            if end - start > limit:
+                continue
+            try:
+                mem.seek(start)
+                if needle in mem.read(end - start):
+                    found = True
+                    break
+            except (OSError, OverflowError, ValueError):
+                continue  # [vvar] and friends
+    return found
+
+
+def process_environ(pid: int) -> bytes:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return f.read()

@@ -40,7 +40,7 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     broker.add_argument("--config", metavar="FILE", help="a .py or .json config with c.SecureLLM.* settings")
     broker.add_argument("--ip", help="address to bind (default: the host of $JUPYTERHUB_SERVICE_URL)")
     broker.add_argument("--port", type=int, help="port to bind (default: the port of $JUPYTERHUB_SERVICE_URL)")
+    from .governance.cli import add_parsers as add_governance_parsers  # policy eval|test, audit verify|report
+
+    add_governance_parsers(sub)
+    from .doctor.cli import add_parser as add_doctor_parser  # doctor: the deployment's self-check
+
+    add_doctor_parser(sub)
     return parser
 
 
@@ -368,6 +374,14 @@ def main(argv=None) -> int:
             from .hub.service import main as broker_main
 
             return broker_main(args.config, ip=args.ip, port=args.port)
+        if args.command in ("policy", "audit"):
+            from .governance.cli import run as run_governance
+
+            return run_governance(args)
+        if args.command == "doctor":
+            from .doctor.cli import run as run_doctor
+
+            return run_doctor(args)
         return cmd_git(args)
     except (BaselineError, UsageError) as exc:
         _err(str(exc))

@@ -398,7 +398,7 @@ class AuditLog:
             while view:
                 n = os.write(self._fd, view)
                 view = view[n:]
-            os.fsync(self._fd)
+            _datasync(self._fd)
         except (OSError, ValueError) as exc:
             self._rollback(size)
             err = self._fail(exc)
@@ -492,6 +492,11 @@ class AuditLog:
                 if self.log:
                     self.log.error("SecureLLM: audit checkpoint at seq %d could not be signed: %s", seq,
                                    type(exc).__name__)
+
+
+def _datasync(fd: int) -> None:
+    """fdatasync where it exists: for an append it also flushes the new size, which is all we need."""
+    (getattr(os, "fdatasync", None) or os.fsync)(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -175,6 +175,7 @@ class PolicyEngine:
         self._checked = 0.0
         self.error: str | None = None
         self.files: list[str] = []
+        self.uses_usage = False  # does any loaded policy read input.usage (else the ledger is not queried)?
         self.reload(force=True)
 
     # -- loading ----------------------------------------------------------------------------
@@ -220,6 +221,7 @@ class PolicyEngine:
             self._interp, self._bundle = interp, bundle
         self._stamp = stamp
         self.files = list(sources)
+        self.uses_usage = any(re.search(r"\busage\b", _COMMENT_RE.sub("", src)) for src in sources.values())
         if self.error and self.log:
             self.log.warning("SecureLLM: policy reloaded, error cleared: %s", ", ".join(self.files))
         elif self.log:

@@ -117,9 +117,15 @@ class Governance:
     # -- the three calls ---------------------------------------------------------------------------
     async def admit(self, ctx: Context) -> Ticket:
         """Policy, then (chat) audit health and a budget reservation. Raises Refused."""
+        ticket = await self.authorize(ctx)
+        await self.reserve(ticket)
+        return ticket
+
+    async def authorize(self, ctx: Context) -> Ticket:
+        """The policy decision for any action; a deny is audited (durably) and raised as Refused."""
         started = time.perf_counter()
         usage = None
-        if self.ledger is not None and ctx.action == "chat":
+        if self.ledger is not None and ctx.action == "chat" and getattr(self.policy, "uses_usage", True):
             usage = await self._run(self.ledger.usage, ctx.user)
         decision = self.policy.decide(self.input_for(ctx, usage))
         self.metrics.decision.observe(decision.elapsed_ms / 1e3)
@@ -128,15 +134,21 @@ class Governance:
             await self.refused(ctx, "policy_denied", msg, reasons=list(decision.reasons), durable=True)
             raise Refused("policy_denied", msg, reasons=list(decision.reasons))
         ticket = Ticket(ctx, started, reasons=decision.reasons)
+        if ctx.action in ("models", "status"):
+            self.metrics.calls.labels(ctx.action, "", "ok").inc()
+        return ticket
+
+    async def reserve(self, ticket: Ticket) -> None:
+        """For a chat: refuse if the audit log is unwritable (fail closed), then reserve the estimate."""
+        ctx = ticket.ctx
         if ctx.action != "chat":
-            if ctx.action == "secrets.get":
-                await self._audit_durable(self._record(ctx, "decision", decision="allow"))
-            self.metrics.calls.labels(ctx.action, ctx.model or "", "ok").inc()
-            return ticket
+            return
         if self.audit is not None and self.audit.error:
             self.metrics.denials.labels("audit_unavailable").inc()
             raise Refused("audit_unavailable", self.audit.error)
         cfg = self.models.get(ctx.model or "", {})
+        if not isinstance(cfg, dict):
+            cfg = {"model": getattr(cfg, "model", "")}
         ticket.price = price_of(ctx.litellm_model or cfg.get("model", ctx.model or ""), ctx.model, self.prices)
         if self.ledger is not None:
             tin, tout = estimate_tokens(ctx.prompt_chars, ctx.max_tokens)
@@ -150,12 +162,34 @@ class Governance:
                 raise Refused(exc.type, exc.message, resets_at=exc.resets_at) from None
         if self.audit is not None:  # the decision record; the call record (awaited) makes both durable
             self.audit.submit(self._record(ctx, "decision", decision="allow"))
-        return ticket
+
+    async def settle(self, ticket: Ticket, *, tokens_in: int = 0, tokens_out: int = 0, sent: bool = True) -> None:
+        """Settle the reservation with what was used (release it if nothing was sent)."""
+        if self.ledger is None or ticket.reservation is None:
+            return
+        res, ticket.reservation = ticket.reservation, None
+        if sent:
+            cost = ticket.price.cost(tokens_in, tokens_out) if ticket.price else None
+            await self._run(self.ledger.settle, res, tokens=tokens_in + tokens_out, usd=cost)
+        else:
+            await self._run(self.ledger.release, res)
 
     async def finish(self, ticket: Ticket, *, status: str = "ok", tokens_in: int = 0, tokens_out: int = 0,
                      prompt: str | None = None, answer: str | None = None, error_type: str | None = None,
                      sent: bool = True) -> None:
-        """Settle the reservation, write the call record (durable before returning), feed alerts and metrics.
+        """Settle and record (see `record`), concurrently: the ledger and the audit log are separate disks' worth
+        of waiting, and neither depends on the other."""
+        settled = asyncio.ensure_future(self.settle(ticket, tokens_in=tokens_in, tokens_out=tokens_out, sent=sent))
+        try:
+            await self.record(ticket, status=status, tokens_in=tokens_in, tokens_out=tokens_out, prompt=prompt,
+                              answer=answer, error_type=error_type, sent=sent)
+        finally:
+            await settled
+
+    async def record(self, ticket: Ticket, *, status: str = "ok", tokens_in: int = 0, tokens_out: int = 0,
+                     prompt: str | None = None, answer: str | None = None, error_type: str | None = None,
+                     sent: bool = True) -> None:
+        """Write the call record (durable before returning), feed alerts and metrics.
 
         Raises Refused('audit_unavailable') if the record could not be made durable: the broker then
         answers an error instead of acknowledging the call.
@@ -169,11 +203,6 @@ class Governance:
                 self._unpriced_warned.add(ctx.model)
                 self.log.warning("SecureLLM: no price known for model %r: its cost is reported as unknown; "
                                  "add it to c.SecureLLM.prices", ctx.model)
-        if self.ledger is not None and ticket.reservation is not None:
-            if sent:
-                await self._run(self.ledger.settle, ticket.reservation, tokens=tokens_in + tokens_out, usd=cost)
-            else:
-                await self._run(self.ledger.release, ticket.reservation)
         m = self.metrics
         m.calls.labels(ctx.action, ctx.model or "", status).inc()
         m.latency.labels(ctx.action).observe(latency)
@@ -187,16 +216,23 @@ class Governance:
                 m.vault_errors.inc()
             elif error_type.startswith("provider") or error_type == "timeout":
                 m.provider_errors.labels(error_type).inc()
-        rec = self._record(ctx, "call", decision="allow", status=status, error_type=error_type,
-                           tokens_in=tokens_in, tokens_out=tokens_out,
-                           cost_usd=None if cost is None else round(cost, 8), price_known=ticket.price is not None,
-                           latency_ms=round(latency * 1e3, 3))
+            elif error_type in ("dlp_blocked", "egress_denied"):
+                m.denials.labels(error_type).inc()
+                self.alerts.observe_denial(ctx.user, error_type)
+        refused = bool(error_type) and not sent  # refused after the policy allowed it (DLP, egress, Vault...)
+        rec = self._record(ctx, "call" if ctx.action == "chat" and not refused else "decision",
+                           decision="deny" if refused else "allow", status=status, error_type=error_type)
+        if ctx.action == "chat" and not refused:
+            rec.update(tokens_in=tokens_in, tokens_out=tokens_out, price_known=ticket.price is not None,
+                       latency_ms=round(latency * 1e3, 3))
+            if cost is not None:
+                rec["cost_usd"] = round(cost, 8)
         if self.fingerprint is not None:
             if prompt is not None:
                 rec["prompt_hmac"] = self.fingerprint(prompt)
             if answer is not None:
                 rec["answer_hmac"] = self.fingerprint(answer)
-        if sent and status == "ok":
+        if sent and status == "ok" and ctx.action == "chat":
             self.alerts.observe_call(ctx.user, tokens_in + tokens_out, source_addr=ctx.source_addr)
         await self._audit_durable(rec)
 

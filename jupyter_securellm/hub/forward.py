@@ -6,8 +6,7 @@ JupyterHub API token (`JUPYTERHUB_API_TOKEN`). The service asks the Hub whose to
 user is always this server's owner, whatever the request body says. The token needs
 `access:services!service=<name>` (granted to the `server` role through `load_roles`).
 
-Same interface as `server.broker.Broker` for the handlers: `chat`, `chat_stream`, `list_models`,
-`status`, `get_user_secret`. Streams pass through chunk by chunk; the service's error types and
+Same interface as `server.broker.Broker` for the handlers: `dispatch(caller, action, body)`. Streams pass through chunk by chunk; the service's error types and
 messages are kept (`{"error": {"type", "message"}}` in, the same BrokerError out).
 """
 from __future__ import annotations
@@ -113,6 +112,19 @@ class HubServiceBroker:
             raise self._unavailable("it sent a response that is not JSON") from None
 
     # -- the Broker interface ---------------------------------------------------------------------
+    async def dispatch(self, caller, action: str, body: Any = None):
+        """Same entry point as `server.broker.Broker.dispatch`: chat (dict or chunks), secret, models, status."""
+        if action == "chat":
+            stream = isinstance(body, dict) and body.get("stream") is True
+            return await (self.chat_stream(caller, body) if stream else self.chat(caller, body))
+        if action == "secret":
+            return await self.get_user_secret(caller, body)
+        if action == "models":
+            return await self.list_models()
+        if action == "status":
+            return await self.status(caller, (body or {}).get("version", ""))
+        raise BrokerError("not_found", f"Unknown broker action {action!r}.")
+
     def remember_secret(self, value: str, provider_key: bool = False) -> None:
         if value and self.redactor is not None:
             self.redactor.add_secret(value)

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from tornado import web
 
-from ..server.broker import Caller
+from ..server.governor import Caller
 from ..server.errors import BrokerError
 from ..server.handlers import PREFIX, BaseHandler, ChatCompletionsHandler, SecretsGetHandler
 
@@ -145,13 +145,14 @@ class ChatHandler(_ServiceHandler):
 class ModelsHandler(_ServiceHandler):
     @service_auth
     async def get(self):
-        self.finish(json.dumps(self.broker.list_models()))
+        self.finish(json.dumps(await self.broker.dispatch(self.caller, "models")))
 
 
 class StatusHandler_(_ServiceHandler):
     @service_auth
     async def get(self):
-        status = await self.broker.status(self.caller, self.settings["jupyter_securellm_version"])
+        status = await self.broker.dispatch(self.caller, "status",
+                                            {"version": self.settings["jupyter_securellm_version"]})
         status["tier"] = 3  # the key lives under another uid than any user's kernel
         status["service"] = self.settings["service_name"]
         status["groups"] = list(self.caller.groups)

@@ -17,6 +17,7 @@ pytest_plugins = [
     "jupyter_securellm.testing.server_fixtures",  # the broker in an in-process Jupyter server
     "jupyter_securellm.testing.kernels",  # Kernel, ServerKernel, demo_stack, kernel_factory
     "jupyter_securellm.testing.postgres",  # postgres (one cluster per session), postgres_url
+    "jupyter_securellm.testing.hub",  # a real JupyterHub stack
 ]
 
 TESTS = Path(__file__).resolve().parent

@@ -84,8 +84,9 @@ class StreamRedactor:
                 return ""
             buf = self._context + self._pending + chunk
             ctx = len(self._context)
-            findings = self.redactor.scanner.scan(buf, start=ctx)
-            hold = partial_start(self.redactor.scanner.partial_detectors(), buf, ctx)
+            scanner = self.redactor.scanner
+            findings = scanner.scan(buf, start=ctx)
+            hold = min(partial_start(scanner.partial_detectors(), buf, ctx), scanner.known_hold_start(buf, ctx))
             n = len(buf)
             for f in findings:
                 if f.end >= n - LOOKAROUND_MARGIN:  # complete, but more input could still extend it

@@ -58,6 +58,8 @@ _SEP_RX = re.compile(known_mod.SEPARATOR)
 #: more character).
 _REV_UNIT = rf"""(?:\s|[{known_mod.ZERO_WIDTH}]|m[0-9;]{{0,16}}\[\x1b|['"]\\?\s{{0,8}},['"]\\?)"""
 _REV_STRETCH = re.compile(rf"{_REV_UNIT}*(?:.{_REV_UNIT}+)*.?", re.S)
+#: a separator cut short by the end of the buffer (`\x1b[3`, `', `), read backwards
+_REV_PARTIAL = re.compile(r"""(?:[0-9;]{0,16}\[\x1b|\x1b|\\?\s{0,8},['"]\\?|['"]\\?)?""")
 #: How far back the stream hold looks for a separated form in progress.
 _SEP_HOLD_WINDOW = 512
 
@@ -173,6 +175,7 @@ class KnownSecrets:
         self._small: list[int] = []  # ids of forms found with str.find
         # separated forms
         self._separated: list[int] = []  # ids of values long enough to be caught separated
+        self._sep_always: list[int] = []  # ... of those, the values that contain separator characters
         self._sep_width = 0
         self._sep_rx: OrderedDict[int, re.Pattern] = OrderedDict()
         # stream hold
@@ -212,6 +215,9 @@ class KnownSecrets:
                 self._piece_grams.update({value[i : i + 4] for i in range(len(value) - 3)})
             if len(value) >= known_mod.MIN_SEPARATED_LENGTH:
                 self._separated.append(idx)
+                if _SEP_RX.search(value):
+                    # its own characters would be squeezed away with the separators: always a candidate
+                    self._sep_always.append(idx)
                 self._sep_width = max(self._sep_width, known_mod.separated_max_width(value))
                 self._sep_prefixes.add(value)
                 self._sep_prefix4.add(value[:4])
@@ -292,6 +298,7 @@ class KnownSecrets:
             window = text[ws:we]
             squeezed = _SEP_RX.sub("", window)
             candidates = {idx for _s, _e, idx in self._literal_matches(squeezed, project(squeezed))}
+            candidates.update(self._sep_always)
             for idx in sorted(candidates):
                 if len(self.secrets[idx]) < known_mod.MIN_SEPARATED_LENGTH:
                     continue
@@ -347,15 +354,20 @@ class KnownSecrets:
 
     def _separated_hold(self, buf: str, start: int) -> int:
         """Start of a separated form in progress: the trailing stretch of single characters between
-        separators, if the characters so far begin a value."""
+        separators (maybe ending in a separator cut short), if the characters so far begin a value."""
         n = len(buf)
         lo = max(start, n - _SEP_HOLD_WINDOW)
         rev = buf[lo:][::-1]
-        k = _REV_STRETCH.match(rev).end()
-        if k < 2:
-            return n  # no separator in the tail: the literal check covers it
-        stretch_start = n - k
-        stretch = buf[stretch_start:]
+        hold = n
+        cut = _REV_PARTIAL.match(rev).end()
+        for c in {0, cut}:
+            k = _REV_STRETCH.match(rev, c).end()
+            if k - c >= 2 or c:
+                hold = min(hold, self._stretch_hold(buf, n - k, n - c))
+        return hold
+
+    def _stretch_hold(self, buf: str, a: int, b: int) -> int:
+        stretch = buf[a:b]
         kept: list[int] = []
         prev = 0
         for m in _SEP_RX.finditer(stretch):
@@ -367,7 +379,7 @@ class KnownSecrets:
             s = squeezed[p:]
             if len(s) >= 4:
                 if s[:4] in self._sep_prefix4 and self._sep_prefixes.has_prefix(s):
-                    return stretch_start + kept[p]
+                    return a + kept[p]
             elif self._sep_prefixes.has_prefix(s):
-                return stretch_start + kept[p]
-        return n
+                return a + kept[p]
+        return len(buf)

@@ -40,7 +40,7 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--python", metavar="PATH", help="interpreter for the filter (default: this one, absolute)")
             p.add_argument("--pattern", action="append", metavar="GLOB",
                            help="paths to filter (repeatable; default *.ipynb), e.g. --pattern '*.env'")
+    from .governance.cli import add_parsers as add_governance_parsers  # policy eval|test, audit verify|report
+
+    add_governance_parsers(sub)
+    from .doctor.cli import add_parser as add_doctor_parser  # doctor: the deployment's self-check
+
+    add_doctor_parser(sub)
     return parser
 
 
@@ -357,6 +363,14 @@ def main(argv=None) -> int:
             return cmd_scan(args)
         if args.command == "scrub":
             return cmd_scrub(args)
+        if args.command in ("policy", "audit"):
+            from .governance.cli import run as run_governance
+
+            return run_governance(args)
+        if args.command == "doctor":
+            from .doctor.cli import run as run_doctor
+
+            return run_doctor(args)
         return cmd_git(args)
     except (BaselineError, UsageError) as exc:
         _err(str(exc))

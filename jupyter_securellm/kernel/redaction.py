@@ -11,6 +11,8 @@ import logging
 import sys
 import threading
 
+from ..redacting import redact_json, redact_record
+
 _REDACTOR = None
 _REDACTOR_LOCK = threading.Lock()
 
@@ -44,16 +46,8 @@ def redact(text):
 
 
 def redact_obj(obj):
-    """Redact every string inside JSON-like data (dicts, lists, tuples); other values pass."""
-    if isinstance(obj, str):
-        return redact(obj) if obj else obj
-    if isinstance(obj, dict):
-        return {(redact(k) if isinstance(k, str) else k): redact_obj(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [redact_obj(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(redact_obj(v) for v in obj)
-    return obj
+    """Redact every string inside JSON-like data (dicts, lists, tuples; keys too); other values pass."""
+    return redact_json(obj, redact, redact_keys=True)
 
 
 def redact_mimebundle(data):
@@ -70,36 +64,119 @@ def redact_mimebundle(data):
 
 
 # ---------------------------------------------------------------- streams
+_PLACEHOLDERS = None
+
+
+def _placeholders():
+    """(regex, every placeholder text) for the placeholders this kernel produces.
+
+    Only the redactor's format with one of its real rule ids counts, so `[REDACTED:` + a secret + `]`
+    is not mistaken for a placeholder.
+    """
+    global _PLACEHOLDERS
+    if _PLACEHOLDERS is None:
+        import re
+
+        from jupyter_securellm.detect.known import RULE_ID
+
+        redactor = get_redactor()
+        ids = sorted({RULE_ID, *(r.id for r in redactor.scanner.rules)}, key=len, reverse=True)
+        texts = tuple(redactor.placeholder.format(rule_id=i) for i in ids)
+        _PLACEHOLDERS = (re.compile("|".join(map(re.escape, texts))), texts)
+    return _PLACEHOLDERS
+
+
+def _cut_placeholder_start(text: str) -> int:
+    """Where a placeholder cut off by the end of `text` begins (len(text) if the end cuts none)."""
+    _, texts = _placeholders()
+    longest = max(map(len, texts))
+    for start in range(max(0, len(text) - longest + 1), len(text)):
+        tail = text[start:]
+        if any(t.startswith(tail) for t in texts):
+            return start
+    return len(text)
+
+
+class OutputResolver:
+    """One output stream's StreamRedactor, resolved at every boundary the output can no longer cross.
+
+    * Text may be held back while a secret could still be arriving (a key printed one character at a
+      time). `resolve()` ends the current run: it releases what is held, redacting everything the engine
+      recognises in it, exactly as at the end of the stream. The kernel calls it before every non-stream
+      message (display, result, error, clear_output, widget) and at the end of execution, so output keeps
+      the order the code produced it.
+    * A placeholder we produce (`Secret.__str__`, a redacted log line, an answer from the broker) is not a
+      candidate secret: it ends the run, passes whole and is never re-scanned or held. A placeholder cut by
+      a batch boundary is carried to the next batch (never emitted raw, never split).
+    """
+
+    def __init__(self):
+        self._sr = None
+        self._carry = ""
+
+    def _feed(self, text: str) -> str:
+        if not text:
+            return ""
+        if self._sr is None:
+            self._sr = get_redactor().stream()
+        return self._sr.feed(text)
+
+    def _end_run(self) -> str:
+        if self._sr is None:
+            return ""
+        out = self._sr.flush()
+        self._sr = None
+        return out
+
+    def feed(self, text: str) -> str:
+        text, self._carry = self._carry + text, ""
+        rx, texts = _placeholders()
+        if texts[0][:1] not in text:  # the common case: nothing that could be a placeholder
+            return self._feed(text)
+        out, pos = [], 0
+        for m in rx.finditer(text):
+            out += (self._feed(text[pos:m.start()]), self._end_run(), m.group(0))
+            pos = m.end()
+        rest = text[pos:]
+        cut = _cut_placeholder_start(rest)
+        self._carry = rest[cut:]
+        out.append(self._feed(rest[:cut]))
+        return "".join(out)
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._carry) or (self._sr is not None and self._sr.pending > 0)
+
+    def resolve(self) -> str:
+        carry, self._carry = self._carry, ""
+        return self._feed(carry) + self._end_run()
+
+
 class StreamGuard:
-    """Feeds one output stream through a StreamRedactor so split secrets are still caught.
+    """Feeds one plain output stream (no ipykernel) through an OutputResolver.
 
     `flush()` of the stream deliberately does NOT release held-back text: a secret printed one
     character at a time with flush=True must stay held until it is complete (then redacted).
-    Held text is released by `drain()` at the end of every cell.
+    Held text is released by `drain()` at a boundary (see OutputResolver).
     """
 
     def __init__(self, raw_write):
         self._raw_write = raw_write
-        self._sr = None
+        self._res = OutputResolver()
         self._lock = threading.Lock()
 
     def write(self, s):
         if not isinstance(s, str) or not s:
             return self._raw_write(s)
         with self._lock:
-            if self._sr is None:
-                self._sr = get_redactor().stream()
-            out = self._sr.feed(s)
+            out = self._res.feed(s)
             if out:
                 self._raw_write(out)
         return len(s)
 
     def drain(self):
         with self._lock:
-            if self._sr is None:
-                return
-            out = self._sr.flush()
-            self._sr = None
+            out = self._res.resolve()
             if out:
                 self._raw_write(out)
 
@@ -109,15 +186,15 @@ class BatchGuard:
 
     ipykernel collects writes (print, fd-captured output of C code and child processes) and sends
     them every ~0.2 s from its IOPub thread via `_flush_buffers()`. Feeding each batch to one
-    StreamRedactor costs one scan per batch instead of one per write (printing 100,000 lines stays
+    OutputResolver costs one scan per batch instead of one per write (printing 100,000 lines stays
     cheap), and a secret split across batches is still held back until it is complete.
-    At the end of a cell `drain()` asks for a final flush that releases what is held back.
+    `drain()` (at every boundary) asks for a final flush that releases what is held back.
     """
 
     def __init__(self, stream):
         self.stream = stream
         self._orig = stream._flush_buffers
-        self._sr = None
+        self._res = OutputResolver()
         self._final = False
         self._last_parent = {}
         self._lock = threading.Lock()
@@ -125,25 +202,73 @@ class BatchGuard:
     def flush_buffers(self):
         items = list(self._orig())
         with self._lock:
-            if self._sr is None:
-                self._sr = get_redactor().stream()
             out = []
             for parent, data in items:
                 if parent:
                     self._last_parent = parent
-                out.append((parent, self._sr.feed(data) if data else data))
+                out.append((parent, self._res.feed(data) if data else data))
             if self._final:
                 self._final = False
-                rest = self._sr.flush()
-                self._sr = None
+                rest = self._res.resolve()
                 if rest:
                     out.append((self._last_parent, rest))
         yield from out
 
-    def drain(self):
-        with self._lock:
-            if self._sr is None:
+    def _buffered(self) -> bool:
+        buffers = getattr(self.stream, "_buffers", None)
+        try:
+            return buffers is None or any(b.tell() for b in list(buffers.values()))
+        except Exception:  # pragma: no cover - ipykernel internals changed: assume there is something
+            return True
+
+    def _fd_lines(self):
+        """Lines of ipykernel's fd-watch loop that block in os.read (the thread is idle there)."""
+        if not hasattr(self, "_read_lines"):
+            import inspect
+
+            try:
+                lines, first = inspect.getsourcelines(type(self.stream)._watch_pipe_fd)
+                self._read_lines = {first + i for i, line in enumerate(lines) if "os.read(" in line}
+            except (OSError, TypeError, AttributeError):
+                self._read_lines = set()
+        return self._read_lines
+
+    def _settle_fd_pipe(self, timeout: float = 1.0):
+        """Wait until output written to fd 1/2 (C code, child processes) has reached our buffers.
+
+        ipykernel reads that pipe on its own thread; without this wait, a child's output written before a
+        display could still be in the pipe when the display is sent. Bounded: a child that keeps
+        writing does not stall the kernel.
+        """
+        fid = getattr(self.stream, "_fid", None)
+        thread = getattr(self.stream, "watch_fd_thread", None)
+        if fid is None or thread is None or not thread.is_alive() or thread is threading.current_thread():
+            return
+        import array
+        import fcntl
+        import termios
+        import time
+
+        read_lines = self._fd_lines()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending = array.array("i", [0])
+            try:
+                fcntl.ioctl(fid, termios.FIONREAD, pending)
+            except OSError:
                 return
+            if pending[0] == 0:
+                frame = sys._current_frames().get(thread.ident)
+                watch_code = getattr(type(self.stream)._watch_pipe_fd, "__code__", None)
+                if frame is None or not read_lines or (frame.f_code is watch_code and frame.f_lineno in read_lines):
+                    return
+            time.sleep(0.0005)
+
+    def drain(self):
+        self._settle_fd_pipe()
+        with self._lock:
+            if not self._res.holding and not self._buffered():
+                return  # nothing held, nothing waiting: no round trip to the IOPub thread
             self._final = True
         try:
             self.stream.flush()  # runs flush_buffers on the IOPub thread and waits for it
@@ -173,30 +298,24 @@ class RedactingStream:
 
 
 # ---------------------------------------------------------------- logging
-class RedactingLogRecord(logging.LogRecord):
-    """A LogRecord whose message, exception text and stack are redacted when formatted.
+def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """The shared log-record redaction (jupyter_securellm.redacting), with this kernel's redactor."""
+    if getattr(record, "_securellm_redacted", False):
+        return record
+    if getattr(_LOG_STATE, "busy", False):  # logged by the redactor itself while redacting: never raw
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "[log record emitted during redaction withheld]", (), None, None)
+    else:
+        _LOG_STATE.busy = True
+        try:
+            redact_record(record, redact)
+        finally:
+            _LOG_STATE.busy = False
+    record._securellm_redacted = True
+    return record
 
-    Module level (not a closure) so records still pickle for QueueHandler / multiprocessing.
-    """
 
-    def getMessage(self):  # noqa: N802 - logging API
-        return redact(super().getMessage())
-
-    @property
-    def exc_text(self):
-        return self.__dict__.get("_slm_exc_text")
-
-    @exc_text.setter
-    def exc_text(self, value):
-        self.__dict__["_slm_exc_text"] = redact(value) if isinstance(value, str) else value
-
-    @property
-    def stack_info(self):
-        return self.__dict__.get("_slm_stack_info")
-
-    @stack_info.setter
-    def stack_info(self, value):
-        self.__dict__["_slm_stack_info"] = redact(value) if isinstance(value, str) else value
+_LOG_STATE = threading.local()
 
 
 class _RedactedValue:
@@ -250,8 +369,12 @@ class Hooks:
         self.guards = []
 
     def drain(self, *_args):
+        """Resolve held-back stream text now (a boundary: see OutputResolver)."""
         for guard in self.guards:
-            guard.drain()
+            try:
+                guard.drain()
+            except Exception:  # pragma: no cover - a closed stream must not break the message itself
+                pass
 
     # -- installers
     def install_all(self):
@@ -323,13 +446,7 @@ class Hooks:
         old_factory = logging.getLogRecordFactory()
 
         def factory(*args, **kwargs):
-            record = old_factory(*args, **kwargs)
-            if type(record) is logging.LogRecord:
-                record.__class__ = RedactingLogRecord
-                # re-route the plain attributes through the redacting properties
-                record.exc_text = record.__dict__.pop("exc_text", None)
-                record.stack_info = record.__dict__.pop("stack_info", None)
-            return record
+            return _redact_record(old_factory(*args, **kwargs))
 
         logging.setLogRecordFactory(factory)
 
@@ -368,14 +485,23 @@ class Hooks:
         orig_send = session.send
 
         def send(stream, msg_or_type, content=None, *args, **kwargs):
+            msg_type = msg_or_type.get("msg_type") if isinstance(msg_or_type, dict) else msg_or_type
+            if msg_type == "stream":
+                return orig_send(stream, msg_or_type, content, *args, **kwargs)
+            if msg_type not in _NO_BOUNDARY:
+                # Output order: stream text held back so far goes out before this message.
+                self.drain()
             if isinstance(msg_or_type, dict):
-                if msg_or_type.get("msg_type") != "stream":
-                    msg_or_type = dict(msg_or_type, content=_redact_content(msg_or_type.get("content")))
-            elif msg_or_type != "stream":
+                msg_or_type = dict(msg_or_type, content=_redact_content(msg_or_type.get("content")))
+            else:
                 content = _redact_content(content)
             return orig_send(stream, msg_or_type, content, *args, **kwargs)
 
         self._patch_attr(session, "send", send)
+
+
+#: Messages that carry no output, so held stream text need not be resolved before them.
+_NO_BOUNDARY = frozenset({"status", "execute_input"})
 
 
 def _redact_content(content):

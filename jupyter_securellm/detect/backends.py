@@ -213,6 +213,15 @@ def _compile_rule_db(hs, rules: tuple[Rule, ...]):
             return False
         return True
 
+    # the cache key names the rules by their source, so a cached database loads without compiling or
+    # measuring a single pattern in Python
+    source = [(r.id, r.pattern, r.keywords) for r in rules]
+    key = hashlib.sha256(repr((getattr(hs, "__version__", ""), source, SEPARATED_GATE_HS)).encode()).hexdigest()[:24]
+    cache = _cache_dir() / f"rules-{key}.hsdb"
+    try:
+        return hs.loadb(cache.read_bytes(), hs.HS_MODE_BLOCK)
+    except Exception:  # noqa: BLE001 - missing or stale cache: compile
+        pass
     exprs, ids, flags = [], [], []
     fallback = []
     for i, r in enumerate(rules):
@@ -230,14 +239,6 @@ def _compile_rule_db(hs, rules: tuple[Rule, ...]):
     exprs.append(SEPARATED_GATE_HS)
     ids.append(2 * len(rules))
     flags.append(hs.HS_FLAG_DOTALL)
-    key = hashlib.sha256(
-        repr((hs.__version__ if hasattr(hs, "__version__") else "", exprs, ids, flags)).encode()
-    ).hexdigest()[:24]
-    cache = _cache_dir() / f"rules-{key}.hsdb"
-    try:
-        return hs.loadb(cache.read_bytes(), hs.HS_MODE_BLOCK)
-    except Exception:  # noqa: BLE001 - missing or stale cache: compile
-        pass
     db = hs.Database(mode=hs.HS_MODE_BLOCK)
     try:
         db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)

@@ -216,8 +216,12 @@ class KnownSecrets:
             if len(value) >= known_mod.MIN_SEPARATED_LENGTH:
                 self._separated.append(idx)
                 if _SEP_RX.search(value):
-                    # its own characters would be squeezed away with the separators: always a candidate
+                    # its own characters would be squeezed away with the separators: always a candidate,
+                    # and held when a stream ends in what the value looks like squeezed
                     self._sep_always.append(idx)
+                    squeezed = _SEP_RX.sub("", value)
+                    self._sep_prefixes.add(squeezed)
+                    self._sep_prefix4.add(squeezed[:4])
                 self._sep_width = max(self._sep_width, known_mod.separated_max_width(value))
                 self._sep_prefixes.add(value)
                 self._sep_prefix4.add(value[:4])

@@ -1,6 +1,6 @@
 """Process hardening for the server that holds provider keys in memory.
 
-Tier 2 of DESIGN.md: code in a kernel runs as the same Unix user as the server and could
+Tier 2 (docs/architecture.md): code in a kernel runs as the same Unix user as the server and could
 read `/proc/<server>/environ` and `/proc/<server>/mem`. `prctl(PR_SET_DUMPABLE, 0)` makes
 those files root-owned and refuses ptrace/core dumps, without changing how kernels run.
 The logging filter is the tier-1 defence: whatever a library logs (litellm has leaked keys
@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+
+from ..redacting import redact_record
 
 _STATE = threading.local()
 
@@ -78,18 +80,7 @@ class RedactingFilter(logging.Filter):
         return True
 
     def _redact(self, record: logging.LogRecord) -> None:
-        try:
-            msg = record.getMessage()
-        except Exception:  # a broken format string must not let raw args through
-            msg = f"{record.msg!r} % {record.args!r}"
-        record.msg = self.redactor.redact(msg)
-        record.args = ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.redactor.redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self.redactor.redact(record.stack_info)
+        redact_record(record, self.redactor.redact)
         record._securellm_redacted = True
 
 

@@ -356,6 +356,7 @@ class SecureLLM(ExtensionApp):
             url_getter=lambda: self.broker_url or self._default_broker_url(), user=self.owner, log=self.log,
         )
         launch.on_token = broker.remember_secret
+        launch.output_relay = kernels.KernelOutputRelay(self.redactor)
         kernels.install(mkm, launch)
         from .terminals import install as install_terminal_env  # terminals: same sanitizer as kernels
 

@@ -134,7 +134,8 @@ class SecureLLM(ExtensionApp):
     ).tag(config=True)
     save_hook_text_extensions = List(
         Unicode(), default_value=[".py", ".md", ".env", ".json", ".txt", ".yaml", ".yml", ".cfg", ".ini", ".toml"],
-        help="File name endings of text files scanned on save like notebooks (e.g. '.env' also matches 'prod.env').",
+        help="Every file saved as text is scanned on save, whatever its name; files saved as base64 (uploads) "
+             "whose names end with one of these are decoded and scanned too (e.g. '.env' also matches 'prod.env').",
     ).tag(config=True)
 
     # -------------------------------------------------------------------------------------------

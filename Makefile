@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo bench install clean lint system-deps
+.PHONY: test demo bench install clean lint system-deps postgres-deps
 
 # System tools the tests drive for real: git (the git filter tests), runuser (the unprivileged-user test).
 # Installed with apt-get when missing and we are root (as on CI); otherwise named in the error.
@@ -32,7 +32,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 # pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
-test: system-deps $(STAMP)
+# PostgreSQL server binaries for the governance tests (a throwaway cluster per session, initdb/pg_ctl).
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing: postgresql" >&2; apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "make: PostgreSQL server binaries missing (apt-get install postgresql)" >&2; exit 1; fi; }
+
+test: system-deps postgres-deps $(STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing on purpose" >&2; exit 1; fi; \
 	exit $$rc

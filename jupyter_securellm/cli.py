@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--python", metavar="PATH", help="interpreter for the filter (default: this one, absolute)")
             p.add_argument("--pattern", action="append", metavar="GLOB",
                            help="paths to filter (repeatable; default *.ipynb), e.g. --pattern '*.env'")
+    from .governance.cli import add_parsers as add_governance_parsers  # policy eval|test, audit verify|report
+
+    add_governance_parsers(sub)
     return parser
 
 
@@ -357,6 +360,10 @@ def main(argv=None) -> int:
             return cmd_scan(args)
         if args.command == "scrub":
             return cmd_scrub(args)
+        if args.command in ("policy", "audit"):
+            from .governance.cli import run as run_governance
+
+            return run_governance(args)
         return cmd_git(args)
     except (BaselineError, UsageError) as exc:
         _err(str(exc))

@@ -407,33 +407,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGINT already raises KeyboardInterrupt
         signal.signal(signum, _raise_stop)
-    run = None
-    stack = None
-    try:
-        clean_leftovers(args.port, interactive=sys.stdin is not None and sys.stdin.isatty())
-        stack = DemoStack(port=args.port)
-        run = DemoRun.record(stack)
-        _say("Starting OpenBao, the stand-in provider and JupyterLab on 127.0.0.1 ...")
-        stack.start()
-        run.add_children(stack.procs)
-    except DemoError as exc:
-        _say(f"make demo: {exc}", file=sys.stderr)
-        if stack is not None and any(stack.workdir.rglob("*.log")):
-            _say(f"make demo: logs are in {stack.workdir}", file=sys.stderr)
-        elif stack is not None:
-            shutil.rmtree(stack.workdir, ignore_errors=True)
-        if run is not None:
-            run.path.unlink(missing_ok=True)
-        return 2
-    except (KeyboardInterrupt, Stop):
-        _ignore_signals()
-        if stack is not None:
-            stack.stop()
-        if run is not None:
-            run.path.unlink(missing_ok=True)
-        _say("\nStopped.")
-        return 130
-    _say(f"""
+    run = stack = None
+    started = keep_logs = False
+    try:  # one try: a signal at any moment, start-up included, still stops everything
+        try:
+            clean_leftovers(args.port, interactive=sys.stdin is not None and sys.stdin.isatty())
+            stack = DemoStack(port=args.port)
+            run = DemoRun.record(stack)
+            _say("Starting OpenBao, the stand-in provider and JupyterLab on 127.0.0.1 ...")
+            stack.start()
+            run.add_children(stack.procs)
+        except DemoError as exc:
+            _say(f"make demo: {exc}", file=sys.stderr)
+            if stack is not None and any(stack.workdir.rglob("*.log")):
+                keep_logs = True
+                _say(f"make demo: logs are in {stack.workdir}", file=sys.stderr)
+            return 2
+        started = True
+        _say(f"""
   JupyterLab:      {stack.url}
   OpenBao (dev):   {stack.bao_url}   (KV v2 at secret/; the broker logs in with AppRole '{ROLE}')
   Provider:        {stack.provider.url}   (a local STAND-IN for OpenAI; it only accepts the key stored in OpenBao)
@@ -449,21 +440,27 @@ def main(argv=None) -> int:
   Logs: {stack.workdir}
   Press Ctrl-C to stop everything (SIGTERM and SIGHUP stop it too).
 """)
-    try:
         while stack.jupyter.poll() is None:
             time.sleep(0.5)
         _say(f"make demo: JupyterLab exited (code {stack.jupyter.returncode}); see {stack.workdir}/jupyter.log",
              file=sys.stderr)
+        keep_logs = True
         return 1
     except (KeyboardInterrupt, Stop) as exc:
         why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else signal.Signals(exc.signum).name
+        if not started:
+            _say(f"\nStopped during start-up ({why}).")
+            return 130
         _say(f"\nStopping JupyterLab, the provider and OpenBao ({why}) ...")
         return 0
     finally:
         _ignore_signals()
-        stack.stop()
-        run.path.unlink(missing_ok=True)
-        _say("make demo: stopped.")
+        if stack is not None:
+            stack.stop(keep_logs=keep_logs)
+        if run is not None:
+            run.path.unlink(missing_ok=True)
+        if started:
+            _say("make demo: stopped.")
 
 
 def _ignore_signals() -> None:

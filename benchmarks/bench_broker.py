@@ -84,7 +84,8 @@ class Setup:
             "IdentityProvider": {"token": self.jtoken},
             "SecureLLM": {"vault_url": self.bao.url, "vault_token_path": str(tmp / "vault-token"),
                           "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai",
-                                             "secret_key": "api_key", "api_base": self.provider_url + "/v1"}},
+                                             "secret_key": "api_key", "api_base": self.provider_url + "/v1",
+                                             "allow_http": True}},
                           "allowed_hosts": [f"127.0.0.1:{self.provider_port}"]},
         }
         (tmp / "config" / "jupyter_server_config.json").write_text(json.dumps(cfg))

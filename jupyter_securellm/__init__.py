@@ -5,7 +5,7 @@ The IPython extension, the server extension and the detection engine load on fir
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401 - the public version attribute
 
 
 def load_ipython_extension(ipython):  # pragma: no cover - thin shim, tested via the kernel package

@@ -219,9 +219,10 @@ class Governance:
             elif error_type in ("dlp_blocked", "egress_denied"):
                 m.denials.labels(error_type).inc()
                 self.alerts.observe_denial(ctx.user, error_type)
-        rec = self._record(ctx, "call" if ctx.action == "chat" else "decision", decision="allow", status=status,
-                           error_type=error_type)
-        if ctx.action == "chat":
+        refused = bool(error_type) and not sent  # refused after the policy allowed it (DLP, egress, Vault...)
+        rec = self._record(ctx, "call" if ctx.action == "chat" and not refused else "decision",
+                           decision="deny" if refused else "allow", status=status, error_type=error_type)
+        if ctx.action == "chat" and not refused:
             rec.update(tokens_in=tokens_in, tokens_out=tokens_out, price_known=ticket.price is not None,
                        latency_ms=round(latency * 1e3, 3))
             if cost is not None:

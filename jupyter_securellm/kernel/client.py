@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-URL_ENV = "JUPYTER_SECURELLM_URL"
-TOKEN_ENV = "JUPYTER_SECURELLM_KERNEL_TOKEN"
-TOKEN_HEADER = "X-SecureLLM-Token"
+from ..protocol import PREFIX, STATUS_TYPE, TOKEN_ENV, TOKEN_HEADER, URL_ENV  # noqa: F401 - re-exported
 
 _KERNEL_TOKEN: str | None = None  # survives %reload_ext: the env var is gone after the first load
 
@@ -25,6 +23,7 @@ ERROR_HINTS = {
     "budget_exhausted": "Your LLM budget is used up; see %llm status, or ask your admin for more.",
     "rate_limited": "The provider is rate limiting; wait a moment and retry.",
     "vault_unavailable": "Vault is unreachable or sealed, so no key could be read; retry later or tell your admin.",
+    "broker_unavailable": "The JupyterHub broker service is down or unreachable; retry later or tell your admin.",
     "provider_error": "The LLM provider returned an error; retry, or try another model (%llm models).",
     "provider_auth": "The provider refused the key stored in Vault; ask your admin to rotate it.",
     "timeout": "The LLM call timed out; retry, or ask for a shorter answer (--max-tokens).",
@@ -77,9 +76,7 @@ def error_from_body(status: int, raw: bytes | str) -> SecureLLMError:
 
 
 def _type_for_status(status: int) -> str:
-    return {400: "invalid_request", 401: "unauthorized", 403: "policy_denied", 404: "not_found",
-            422: "dlp_blocked", 429: "rate_limited", 503: "vault_unavailable", 504: "timeout"}.get(
-        status, "provider_error")
+    return STATUS_TYPE.get(status, "provider_error")
 
 
 def iter_sse(lines):

@@ -51,52 +51,43 @@ class DirectBackend:
         return cls(url, magics.vault_token_path, magics.vault_kv_mount, magics.models,
                    magics.vault_namespace, magics.timeout)
 
-    # -- Vault
-    def _client(self):
-        import hvac
-
-        client = hvac.Client(url=self.vault_url, token=_read_token(self.token_path),
-                             namespace=self.namespace, timeout=self.timeout)
-        return client
-
-    def _read(self, path: str, key: str) -> str:
-        import hvac.exceptions as hx
-        import requests
-
+    # -- Vault (the shared adapter, jupyter_securellm.vault; nothing cached in the kernel)
+    def _vault(self):
+        from ..vault import VaultClient, VaultSettings
         from .redaction import add_secret
 
+        settings = VaultSettings(url=self.vault_url, namespace=self.namespace, auth_method="token",
+                                 token_path=os.path.expanduser(self.token_path), kv_mount=self.kv_mount,
+                                 secret_cache_ttl=0, timeout=min(self.timeout, 30.0))
+        return VaultClient(settings, on_secret=add_secret)
+
+    def _read(self, path: str, key: str) -> str:
+        from .. import vault as v
+
+        _read_token(self.token_path)  # a clear message for the usual mistake, before any request
+        client = self._vault()
         try:
-            resp = self._client().secrets.kv.v2.read_secret_version(
-                path=path, mount_point=self.kv_mount, raise_on_deleted_version=True)
-        except (hx.Forbidden, hx.Unauthorized):
+            return client.read_secret(path, key)
+        except (v.VaultPermissionDenied, v.VaultAuthError):
             raise SecureLLMError("policy_denied", f"Direct mode: your Vault token may not read {path!r}.") from None
-        except hx.InvalidPath:
-            raise SecureLLMError("not_found", f"Direct mode: no secret at {path!r} in mount {self.kv_mount!r}.") from None
-        except hx.VaultDown:
+        except v.SecretNotFound:
+            raise SecureLLMError("not_found", f"Direct mode: no field {key!r} at {path!r} in mount "
+                                 f"{self.kv_mount!r}.") from None
+        except v.VaultSealed:
             raise SecureLLMError("vault_unavailable", "Direct mode: Vault is sealed; ask your admin to unseal it.") from None
-        except (requests.RequestException, hx.VaultError, OSError) as exc:
+        except v.VaultError as exc:
             raise SecureLLMError("vault_unavailable", f"Direct mode: cannot read Vault at {self.vault_url} "
                                  f"({exc.__class__.__name__}).") from None
-        data = resp.get("data", {}).get("data", {})
-        if key not in data:
-            raise SecureLLMError("not_found", f"Direct mode: the secret {path!r} has no field {key!r}.")
-        value = str(data[key])
-        add_secret(value)
-        return value
+        finally:
+            client.close()
 
     # -- interface
     def models(self) -> list[str]:
         return list(self.model_map)
 
     def status(self) -> dict:
-        reachable, sealed = False, None
-        try:
-            import hvac
-
-            sealed = hvac.Client(url=self.vault_url, timeout=5).sys.is_sealed()
-            reachable = True
-        except Exception:
-            pass
+        vs = self._vault().status()  # never raises, never logs in
+        reachable, sealed = vs["reachable"], vs["sealed"]
         return {"broker": "direct mode (no server; key read into the kernel)", "version": _version(),
                 "user": os.environ.get("USER", ""),
                 "vault": {"url": self.vault_url, "reachable": reachable, "sealed": sealed, "auth_method": "token"},
@@ -145,6 +136,6 @@ def _map_litellm(exc) -> SecureLLMError:
 
 
 def _version() -> str:
-    from jupyter_securellm import __version__
+    from .._version import __version__
 
     return __version__

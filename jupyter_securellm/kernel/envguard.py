@@ -15,14 +15,10 @@ import sys
 
 from . import client
 
-DEFAULT_DENY = (
-    "*API_KEY*", "*APIKEY*", "*SECRET*", "*TOKEN*", "*PASSWORD*", "*PASSWD*", "*CREDENTIAL*",
-    "*PRIVATE_KEY*", "*ACCESS_KEY*", "*_PAT", "*AUTH_KEY*", "*CONNECTION_STRING*",
-)
-DEFAULT_ALLOW = (
-    "*_PATH", "*_FILE", "*_DIR", "*_URL", "*_ADDR", "*_HOST", "*_PORT", "*_TTL", "*_MODE",
-    "TOKENIZERS_PARALLELISM", "*_TIMEOUT", "*_ENABLED", "*_DISABLED",
-)
+from ..protocol import ENV_ALLOW_PATTERNS, ENV_DENY_PATTERNS
+
+DEFAULT_DENY = ENV_DENY_PATTERNS  # the protocol's one list, the same the server's launch sanitizer uses
+DEFAULT_ALLOW = ENV_ALLOW_PATTERNS
 # Values this short, or obviously flags, are not credentials even under a secret-like name.
 _FLAG_VALUES = {"0", "1", "true", "false", "yes", "no", "on", "off", "none", "null", ""}
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import sys
 
-from .client import SecureLLMError
+from . import backend
 
 _STATE: dict[int, "_Loaded"] = {}
-_LAST_MAGICS = None  # for secrets.get() and the chat widget when called outside a magic
 
 
 class SecretInCellError(Exception):
@@ -26,7 +25,7 @@ def _findings_summary(findings) -> str:
 
 class _Loaded:
     def __init__(self, shell):
-        from .envguard import DEFAULT_DENY, EnvGuard
+        from .envguard import DEFAULT_DENY, EnvGuard  # DEFAULT_DENY is the protocol's one list
         from .magics import SecureLLMMagics
         from .redaction import Hooks
 
@@ -123,7 +122,6 @@ class _Loaded:
 
 
 def load_ipython_extension(shell):
-    global _LAST_MAGICS
     if id(shell) in _STATE:
         return
     loaded = _Loaded(shell)
@@ -133,45 +131,17 @@ def load_ipython_extension(shell):
         loaded.uninstall()
         raise
     _STATE[id(shell)] = loaded
-    _LAST_MAGICS = loaded.magics
+    backend.set_active_magics(loaded.magics)
 
 
 def unload_ipython_extension(shell):
-    global _LAST_MAGICS
     loaded = _STATE.pop(id(shell), None)
     if loaded is None:
         return
     loaded.uninstall()
-    if _LAST_MAGICS is loaded.magics:
-        _LAST_MAGICS = None
+    if backend.active_magics() is loaded.magics:
+        backend.set_active_magics(None)
 
 
 def is_loaded(shell) -> bool:
     return id(shell) in _STATE
-
-
-# ---------------------------------------------------------------- backends
-def make_backend(magics=None):
-    """Broker when the server gave this kernel one; else direct mode if configured; else a clear error."""
-    import os
-
-    from .client import URL_ENV, BrokerClient
-
-    mode = getattr(magics, "mode", "auto")
-    timeout = getattr(magics, "timeout", 120.0)
-    if mode == "broker" or (mode == "auto" and os.environ.get(URL_ENV)):
-        return BrokerClient.from_env(timeout)
-    if mode == "direct" or (mode == "auto" and magics is not None and magics.models):
-        from .direct import DirectBackend
-
-        return DirectBackend.from_magics(magics)
-    raise SecureLLMError("no_broker")
-
-
-def current_backend():
-    if _LAST_MAGICS is not None:
-        return _LAST_MAGICS.backend
-    from .client import take_token_from_env
-
-    take_token_from_env()
-    return make_backend(None)

@@ -78,7 +78,7 @@ class SecureLLMMagics(Magics):
     @property
     def backend(self):
         if self._backend is None:
-            from .extension import make_backend
+            from .backend import make_backend
 
             self._backend = make_backend(self)
         return self._backend

@@ -11,6 +11,8 @@ import logging
 import sys
 import threading
 
+from ..redacting import redact_json, redact_record
+
 _REDACTOR = None
 _REDACTOR_LOCK = threading.Lock()
 
@@ -44,16 +46,8 @@ def redact(text):
 
 
 def redact_obj(obj):
-    """Redact every string inside JSON-like data (dicts, lists, tuples); other values pass."""
-    if isinstance(obj, str):
-        return redact(obj) if obj else obj
-    if isinstance(obj, dict):
-        return {(redact(k) if isinstance(k, str) else k): redact_obj(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [redact_obj(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(redact_obj(v) for v in obj)
-    return obj
+    """Redact every string inside JSON-like data (dicts, lists, tuples; keys too); other values pass."""
+    return redact_json(obj, redact, redact_keys=True)
 
 
 def redact_mimebundle(data):
@@ -323,30 +317,24 @@ class RedactingStream:
 
 
 # ---------------------------------------------------------------- logging
-class RedactingLogRecord(logging.LogRecord):
-    """A LogRecord whose message, exception text and stack are redacted when formatted.
+def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """The shared log-record redaction (jupyter_securellm.redacting), with this kernel's redactor."""
+    if getattr(record, "_securellm_redacted", False):
+        return record
+    if getattr(_LOG_STATE, "busy", False):  # logged by the redactor itself while redacting: never raw
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "[log record emitted during redaction withheld]", (), None, None)
+    else:
+        _LOG_STATE.busy = True
+        try:
+            redact_record(record, redact)
+        finally:
+            _LOG_STATE.busy = False
+    record._securellm_redacted = True
+    return record
 
-    Module level (not a closure) so records still pickle for QueueHandler / multiprocessing.
-    """
 
-    def getMessage(self):  # noqa: N802 - logging API
-        return redact(super().getMessage())
-
-    @property
-    def exc_text(self):
-        return self.__dict__.get("_slm_exc_text")
-
-    @exc_text.setter
-    def exc_text(self, value):
-        self.__dict__["_slm_exc_text"] = redact(value) if isinstance(value, str) else value
-
-    @property
-    def stack_info(self):
-        return self.__dict__.get("_slm_stack_info")
-
-    @stack_info.setter
-    def stack_info(self, value):
-        self.__dict__["_slm_stack_info"] = redact(value) if isinstance(value, str) else value
+_LOG_STATE = threading.local()
 
 
 class _RedactedValue:
@@ -477,13 +465,7 @@ class Hooks:
         old_factory = logging.getLogRecordFactory()
 
         def factory(*args, **kwargs):
-            record = old_factory(*args, **kwargs)
-            if type(record) is logging.LogRecord:
-                record.__class__ = RedactingLogRecord
-                # re-route the plain attributes through the redacting properties
-                record.exc_text = record.__dict__.pop("exc_text", None)
-                record.stack_info = record.__dict__.pop("stack_info", None)
-            return record
+            return _redact_record(old_factory(*args, **kwargs))
 
         logging.setLogRecordFactory(factory)
 

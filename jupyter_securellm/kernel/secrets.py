@@ -42,7 +42,7 @@ class Secret(str):
 
 
 def _backend():
-    from .extension import current_backend
+    from .backend import current_backend
 
     return current_backend()
 

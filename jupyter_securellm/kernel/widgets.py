@@ -34,16 +34,33 @@ def status_rows(info: dict) -> list[tuple[str, str]]:
          + (f", auth {vault['auth_method']}" if vault.get("auth_method") else "")),
         ("Models", ", ".join(info.get("models") or []) or "none"),
         ("Budget", "no limit configured" if budget is None else _budget_text(budget)),
-        ("Alerts", "; ".join(str(a.get("message", a)) if isinstance(a, dict) else str(a)
-                             for a in info.get("alerts") or []) or "none"),
+        ("Alerts", "; ".join(_alert_text(a) for a in info.get("alerts") or []) or "none"),
     ]
     return [(k, redact(v)) for k, v in rows]
 
 
 def _budget_text(budget) -> str:
-    if isinstance(budget, dict):
-        return ", ".join(f"{k}: {v}" for k, v in budget.items())
-    return str(budget)
+    """One phrase per dimension: 'daily_tokens 1,200 of 5,000 used, 3,800 left (resets 2026-12-01T00:00:00Z)'."""
+    if not isinstance(budget, dict):
+        return str(budget)
+    parts = []
+    for dim, d in budget.items():
+        if not isinstance(d, dict):
+            parts.append(f"{dim}: {d}")
+            continue
+        fmt = (lambda v: f"${v:,.4g}") if "usd" in dim else (lambda v: f"{v:,}" if isinstance(v, int) else str(v))
+        try:
+            parts.append(f"{dim} {fmt(d.get('used'))} of {fmt(d.get('limit'))} used, {fmt(d.get('left'))} left"
+                         + (f" (resets {d['resets_at']})" if d.get("resets_at") else ""))
+        except (TypeError, ValueError):
+            parts.append(f"{dim}: {d}")
+    return "; ".join(parts)
+
+
+def _alert_text(a) -> str:
+    if not isinstance(a, dict):
+        return str(a)
+    return f"[{a.get('severity', '?')}] {a.get('kind', '?')} since {a.get('since', '?')}: {a.get('message', '')}"
 
 
 def show_status(info: dict, magics):

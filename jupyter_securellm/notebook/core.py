@@ -84,6 +84,10 @@ class FieldHit:
     line: int  # 1-based line within the field's text
     rule_id: str
     fingerprint: str
+    column: int = 1  # 1-based, in characters of the field's text
+    end_line: int = 0  # where the secret ends (end_column exclusive); 0 when not computed
+    end_column: int = 0
+    rel: tuple = ()  # the field's JSON path within its cell (or notebook), as iter_fields gives it
 
     def where(self) -> str:
         """'cells[2].source line 3' for notebooks, 'line 3' for text files; never the value."""
@@ -427,7 +431,8 @@ def scrub_notebook_model(nb: dict, engine, baseline=None, redact: bool = True, c
     for fld, hits in hit_fields:
         text, name = fld.text, _safe_name(fld, engine)
         for h in sorted(hits):
-            found.append(FieldHit(fld.cell, name, text.count("\n", 0, h.start) + 1, h.rule_id, h.fingerprint))
+            (line, col), (end_line, end_col) = _line_col(text, h.start), _line_col(text, h.end)
+            found.append(FieldHit(fld.cell, name, line, h.rule_id, h.fingerprint, col, end_line, end_col, fld.rel))
         if not redact or fld.is_key:
             continue
         merged = _merge(hits)
@@ -446,6 +451,12 @@ def scrub_notebook_model(nb: dict, engine, baseline=None, redact: bool = True, c
         obj.clear()
         obj.update(items)
     return found
+
+
+def _line_col(text: str, offset: int) -> tuple:
+    """1-based (line, column) of a character offset in a field's text."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
 def _resolve(root, path):

@@ -1,4 +1,4 @@
-"""Output formats for findings: text (people), JSON (the schema in DESIGN.md) and SARIF 2.1.0 (code scanning).
+"""Output formats for findings: text (people), JSON (the schema in docs/architecture.md) and SARIF 2.1.0 (code scanning).
 
 None of them ever holds a secret: a finding carries a location, a rule id and a fingerprint only.
 """
@@ -8,7 +8,7 @@ import json
 import os
 from urllib.parse import quote
 
-from .. import __version__
+from .._version import __version__
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/jupyter-securellm/jupyter-securellm"

@@ -1,8 +1,10 @@
 """The SecureLLM Jupyter server extension: configuration, start-up checks and wiring.
 
-Every `c.SecureLLM.*` trait of DESIGN.md lives here with its help text. A misconfigured
-broker must not start half-way: kernels would then launch with an unsanitized environment.
-So configuration errors stop the server at start-up with the trait's name in the message.
+Every `c.SecureLLM.*` trait (docs/architecture.md lists the public ones) lives here with its help
+text. A misconfigured broker must not start half-way: kernels would then launch with an
+unsanitized environment. So each trait checks its own value (traitlets `@validate`), the few rules
+that span traits run once at start-up (`check_config`), and every error stops the server with a
+message that starts with the trait's name.
 """
 from __future__ import annotations
 
@@ -11,14 +13,14 @@ import os
 from urllib.parse import urlsplit
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Type, Unicode
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Type, Unicode, validate
 
-from .. import __version__
-from .egress import DEFAULT_ALLOWED_HOSTS, PROVIDER_DEFAULT_HOSTS, host_allowed, provider_of, split_host
+from .._version import __version__
+from ..vault import VaultClient, VaultConfigError, VaultError, VaultSettings
+from .egress import DEFAULT_ALLOWED_HOSTS, host_allowed
+from .governor import Governor
 from .kernels import DEFAULT_ENV_DENY_PATTERNS
-
-MODEL_KEYS_REQUIRED = ("model", "secret_path", "secret_key")
-MODEL_KEYS_OPTIONAL = ("api_base", "allow_http")
+from .request import ModelConfig
 
 
 class ConfigError(TraitError):
@@ -29,6 +31,7 @@ class SecureLLM(ExtensionApp):
     """Brokers LLM calls with keys from Vault, scrubs saved notebooks, audits every call."""
 
     name = "jupyter_securellm"
+    _hub_groups = None  # HubGroups of the owner, made on first use (on a Hub)
 
     # -- Vault --------------------------------------------------------------------------------
     vault_url = Unicode(
@@ -96,19 +99,45 @@ class SecureLLM(ExtensionApp):
         True, help="Import litellm in a background thread at start-up so the first call is fast."
     ).tag(config=True)
 
+    # -- JupyterHub (docs/jupyterhub.md) ------------------------------------------------------------
+    broker_mode = Enum(
+        ["local", "hub-service"], "local",
+        help="'local': this server runs the broker itself (tier 2: the key lives in this server's memory). "
+             "'hub-service': this server holds no key and no Vault credential and forwards every broker call "
+             "to the JupyterHub service hub_service_name, as its user (tier 3).",
+    ).tag(config=True)
+    hub_service_name = Unicode(
+        "securellm", help="Name of the JupyterHub service running `jupyter-securellm broker` (hub-service mode).",
+    ).tag(config=True)
+    hub_service_url = Unicode(
+        "", help="Base URL of the broker service (its JupyterHub `url`, e.g. http://securellm-broker:8000). "
+                 "Empty: looked up in the Hub API (needs read:services!service=<name> on the server role).",
+    ).tag(config=True)
+    kernel_token_peer_check = Bool(
+        True, help="Refuse a kernel token sent over loopback by a process of another Unix user (several "
+                   "users' servers on one machine). Turn off only if kernel calls reach this server through "
+                   "a local proxy running as another user.",
+    ).tag(config=True)
+    hub_groups_ttl = Float(
+        60.0, help="Seconds the Hub groups of a user stay cached (they feed policy input.groups and budgets).",
+    ).tag(config=True)
+
     # -- policy, audit, storage (later issues) -------------------------------------------------
     policy_paths = List(Unicode(), [], help="Rego policy files or directories (policy arrives in a later issue).").tag(config=True)
     audit_log_path = Unicode("", help="Hash-chained JSONL audit log file; empty disables it.").tag(config=True)
     database_url = Unicode(
         "", help="SQLAlchemy URL for state shared by many servers; empty uses SQLite under the runtime dir."
     ).tag(config=True)
-    policy_class = Type(
-        "jupyter_securellm.server.broker.AllowAllPolicy", klass=object,
-        help="Policy hook called before every broker action (allow-all until the policy issue lands).",
+    governor_classes = List(
+        Type(klass=Governor), [],
+        help="Governor classes (subclasses of jupyter_securellm.server.governor.Governor), in order: each "
+             "authorizes, reserves, settles and records every broker call (policy, budgets, audit). Each is "
+             "built as cls(parent=app). Default: none, every call is allowed.",
     ).tag(config=True)
     vault_client_class = Type(
-        "jupyter_securellm.server.vault.VaultClient", klass=object,
-        help="Vault client class (swappable for tests of error paths a real Vault cannot produce).",
+        VaultClient, klass=VaultClient,
+        help="Vault client class, built as cls(VaultSettings, on_secret=callable) (a subclass can reproduce "
+             "error paths a real Vault cannot produce on demand).",
     ).tag(config=True)
 
     # -- kernel environment, redaction, hardening ------------------------------------------------
@@ -162,123 +191,128 @@ class SecureLLM(ExtensionApp):
         except (KeyError, OSError):  # a container uid without a passwd entry
             return str(os.getuid())
 
-    def check_config(self) -> None:
-        """Raise ConfigError naming the first trait whose value cannot work."""
-        _url("vault_url", self.vault_url)
-        if self.broker_url:
-            _url("broker_url", self.broker_url)
-        m = self.vault_auth_method
-        if m == "approle":
-            if not self.vault_approle_role_id:
-                raise ConfigError("c.SecureLLM.vault_approle_role_id: required when vault_auth_method='approle'.")
-            if not self.vault_approle_secret_id_path:
-                raise ConfigError("c.SecureLLM.vault_approle_secret_id_path: required when vault_auth_method='approle'.")
-        if m in ("jwt", "kubernetes") and not self.vault_role:
-            raise ConfigError(f"c.SecureLLM.vault_role: required when vault_auth_method={m!r}.")
-        if m == "jwt" and not self.vault_jwt_path:
-            raise ConfigError("c.SecureLLM.vault_jwt_path: required when vault_auth_method='jwt'.")
-        if not self.vault_kv_mount.strip("/"):
+    # -- per-trait checks (traitlets runs them whenever a value is set, config files included) -------
+    @validate("vault_url", "broker_url")
+    def _valid_url(self, proposal):
+        value = proposal["value"]
+        if value or proposal["trait"].name == "vault_url":
+            _url(proposal["trait"].name, value)
+        return value
+
+    @validate("vault_kv_mount")
+    def _valid_kv_mount(self, proposal):
+        if not proposal["value"].strip("/"):
             raise ConfigError("c.SecureLLM.vault_kv_mount: must name the KV v2 mount, e.g. 'secret'.")
-        if self.secret_cache_ttl < 0:
+        return proposal["value"]
+
+    @validate("secret_cache_ttl")
+    def _valid_ttl(self, proposal):
+        if proposal["value"] < 0:
             raise ConfigError("c.SecureLLM.secret_cache_ttl: must be >= 0 seconds.")
-        if self.request_timeout <= 0:
-            raise ConfigError("c.SecureLLM.request_timeout: must be > 0 seconds.")
-        if self.max_request_bytes <= 0:
-            raise ConfigError("c.SecureLLM.max_request_bytes: must be > 0.")
-        for h in self.allowed_hosts:
+        return proposal["value"]
+
+    @validate("request_timeout", "max_request_bytes")
+    def _valid_positive(self, proposal):
+        if proposal["value"] <= 0:
+            raise ConfigError(f"c.SecureLLM.{proposal['trait'].name}: must be > 0.")
+        return proposal["value"]
+
+    @validate("allowed_hosts")
+    def _valid_hosts(self, proposal):
+        for h in proposal["value"]:
             if not h.strip() or "/" in h or "@" in h:
                 raise ConfigError(f"c.SecureLLM.allowed_hosts: {h!r} is not a host; use 'host', 'host:port' or '*.domain'.")
-        for p in self.env_deny_patterns:
-            if not p.strip():
-                raise ConfigError("c.SecureLLM.env_deny_patterns: empty pattern.")
+        return proposal["value"]
+
+    @validate("env_deny_patterns", "user_secret_paths")
+    def _valid_globs(self, proposal):
+        if any(not p.strip().strip("/") for p in proposal["value"]):
+            raise ConfigError(f"c.SecureLLM.{proposal['trait'].name}: empty pattern.")
+        return proposal["value"]
+
+    @validate("redaction_placeholder")
+    def _valid_placeholder(self, proposal):
         try:
-            self.redaction_placeholder.format(rule_id="x")
+            proposal["value"].format(rule_id="x")
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(f"c.SecureLLM.redaction_placeholder: only {{rule_id}} may be used ({exc}).") from None
-        for alias, cfg in self.models.items():
-            where = f"c.SecureLLM.models[{alias!r}]"
-            if not isinstance(alias, str) or not alias or "/" in alias:
-                raise ConfigError(f"c.SecureLLM.models: alias {alias!r} must be a non-empty string without '/'.")
-            if not isinstance(cfg, dict):
-                raise ConfigError(f"{where}: must be a dict with keys {', '.join(MODEL_KEYS_REQUIRED)}.")
-            for k in MODEL_KEYS_REQUIRED:
-                if not isinstance(cfg.get(k), str) or not cfg[k]:
-                    raise ConfigError(f"{where}: {k!r} is required and must be a non-empty string.")
-            extra = set(cfg) - set(MODEL_KEYS_REQUIRED) - set(MODEL_KEYS_OPTIONAL)
-            if extra:
-                raise ConfigError(f"{where}: unknown key(s) {sorted(extra)}; allowed: "
-                                  f"{list(MODEL_KEYS_REQUIRED + MODEL_KEYS_OPTIONAL)}.")
-            if cfg.get("api_base"):
-                try:
-                    host, port = split_host(cfg["api_base"])
-                except ValueError as exc:
-                    raise ConfigError(f"{where}: api_base {exc}.") from None
-            else:
-                host, port = PROVIDER_DEFAULT_HOSTS.get(provider_of(cfg["model"]) or ""), None
-                if host is None:
-                    raise ConfigError(f"{where}: no api_base and the provider of {cfg['model']!r} has no known "
-                                      "host; set api_base.")
+        return proposal["value"]
+
+    @validate("models")
+    def _valid_models(self, proposal):
+        for alias, value in proposal["value"].items():
+            try:
+                ModelConfig.from_trait(alias, value)
+            except ValueError as exc:
+                msg = str(exc)
+                raise ConfigError(f"c.SecureLLM.models{msg}" if msg.startswith("[") else
+                                  f"c.SecureLLM.models: {msg}") from None
+        return proposal["value"]
+
+    def model_configs(self) -> dict[str, ModelConfig]:
+        """The checked, frozen model configs, built once at start-up."""
+        return {alias: ModelConfig.from_trait(alias, value) for alias, value in self.models.items()}
+
+    def check_config(self) -> None:
+        """The rules that span traits; raise ConfigError naming the trait to change."""
+        if self.hub_service_url:
+            _url("hub_service_url", self.hub_service_url)
+        if self.broker_mode == "hub-service":
+            if not self.hub_service_name.strip() or "/" in self.hub_service_name:
+                raise ConfigError("c.SecureLLM.hub_service_name: must name the JupyterHub service, e.g. 'securellm'.")
+            from ..hub.identity import hub_env
+
+            if hub_env() is None:
+                raise ConfigError("c.SecureLLM.broker_mode: 'hub-service' needs a JupyterHub single-user server "
+                                  "(JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN are not set); use 'local' here.")
+            if self.models:
+                self.log.warning("SecureLLM: c.SecureLLM.models is ignored in hub-service mode: the broker service "
+                                 "%r holds the models and keys.", self.hub_service_name)
+            return  # no Vault client and no model in this server: nothing else to check
+        try:
+            self.vault_settings().validate()  # the Vault auth rules live there, and only there
+        except VaultConfigError as exc:
+            raise ConfigError(f"c.SecureLLM.{_vault_trait(str(exc))}: {exc}") from None
+        models = self.model_configs()
+        for alias, cfg in models.items():
+            host, port = cfg.endpoint
             if not host_allowed(host, port, self.allowed_hosts):
                 label = f"{host}:{port}" if port else host
-                raise ConfigError(f"c.SecureLLM.allowed_hosts: {where} sends its key to {label}, which is not "
-                                  "allowlisted; add it or change the model.")
-            if "allow_http" in cfg and not isinstance(cfg["allow_http"], bool):
-                raise ConfigError(f"{where}: 'allow_http' must be True or False.")
-            if str(cfg.get("api_base", "")).lower().startswith("http://") and not cfg.get("allow_http"):
-                label = f"{host}:{port}" if port else host
-                raise ConfigError(
-                    f"{where}: api_base is plain http: the key would travel unencrypted, and any process on "
-                    f"this machine that binds {label} while the model server is down would receive it. Use "
-                    "https, or set \"allow_http\": True for a local endpoint you trust (docs/broker.md).")
+                raise ConfigError(f"c.SecureLLM.allowed_hosts: c.SecureLLM.models[{alias!r}] sends its key to "
+                                  f"{label}, which is not allowlisted; add it or change the model.")
+            try:
+                cfg.check_transport()
+            except ValueError as exc:
+                raise ConfigError(f"c.SecureLLM.models{exc}") from None
         import fnmatch
 
         for g in self.user_secret_paths:
-            if not g.strip("/"):
-                raise ConfigError("c.SecureLLM.user_secret_paths: empty glob.")
-            for alias, cfg in self.models.items():
-                if fnmatch.fnmatchcase(cfg["secret_path"].strip("/"), g.strip("/")):
+            for alias, cfg in models.items():
+                if fnmatch.fnmatchcase(cfg.secret_path.strip("/"), g.strip("/")):
                     self.log.warning("SecureLLM: c.SecureLLM.user_secret_paths glob %r matches the key path of "
                                      "model %r; provider keys are never returned, narrow the glob.", g, alias)
 
-    def vault_settings(self):
-        """Build the Vault client's settings object from the vault_* traits."""
-        import dataclasses
-        import inspect
+    def vault_settings(self) -> VaultSettings:
+        """The Vault client's settings from the vault_* traits (a field VaultSettings lacks is a TypeError)."""
+        return VaultSettings(
+            url=self.vault_url, namespace=self.vault_namespace or None, auth_method=self.vault_auth_method,
+            token_path=os.path.expanduser(self.vault_token_path) if self.vault_token_path else None,
+            approle_role_id=self.vault_approle_role_id or None,
+            approle_secret_id_path=self.vault_approle_secret_id_path or None,
+            jwt_path=self.vault_jwt_path or None, role=self.vault_role or None,
+            kv_mount=self.vault_kv_mount, secret_cache_ttl=self.secret_cache_ttl,
+        )
 
-        from . import vault as vault_mod
-
-        values = {
-            "url": self.vault_url, "namespace": self.vault_namespace or None, "auth_method": self.vault_auth_method,
-            "token_path": os.path.expanduser(self.vault_token_path) if self.vault_token_path else None,
-            "approle_role_id": self.vault_approle_role_id or None,
-            "approle_secret_id_path": self.vault_approle_secret_id_path or None,
-            "jwt_path": self.vault_jwt_path or None, "role": self.vault_role or None,
-            "kv_mount": self.vault_kv_mount, "cache_ttl": self.secret_cache_ttl,
-            "secret_cache_ttl": self.secret_cache_ttl,
-        }
-        cls = vault_mod.VaultSettings
-        if dataclasses.is_dataclass(cls):
-            names = {f.name for f in dataclasses.fields(cls)}
-        else:
-            names = set(inspect.signature(cls).parameters)
-        return cls(**{k: v for k, v in values.items() if k in names and v is not None})
-
-    def _make_vault(self, on_secret):
-        """The real client takes VaultSettings; a replacement class gets this app (tests)."""
-        from . import vault as vault_mod
-
-        cls = self.vault_client_class
+    def _make_vault(self, on_secret) -> VaultClient:
         try:
-            if issubclass(cls, vault_mod.VaultClient):
-                client = cls(self.vault_settings(), on_secret=on_secret)
-                self._first_vault_login(client, vault_mod)
-                client.start_background_renewal()
-                return client
-        except vault_mod.VaultConfigError as exc:
+            client = self.vault_client_class(self.vault_settings(), on_secret=on_secret)
+        except VaultConfigError as exc:
             self._fail(f"c.SecureLLM.{_vault_trait(str(exc))}: {exc}")
-        return cls(self, on_secret=on_secret)
+        self._first_vault_login(client)
+        client.start_background_renewal()
+        return client
 
-    def _first_vault_login(self, client, vault_mod) -> None:
+    def _first_vault_login(self, client) -> None:
         """Log in before the server accepts requests, so no kernel can exist yet.
 
         Above all for a response-wrapped AppRole secret id: it is single-use, and whoever unwraps it
@@ -290,9 +324,9 @@ class SecureLLM(ExtensionApp):
         try:
             client.login()
             self.log.info("SecureLLM: logged in to Vault at %s (%s)", self.vault_url, self.vault_auth_method)
-        except vault_mod.VaultConfigError as exc:
+        except VaultConfigError as exc:
             self._fail(f"c.SecureLLM.{_vault_trait(str(exc))}: {exc}")
-        except vault_mod.VaultError as exc:
+        except VaultError as exc:
             wrapped = self.vault_auth_method == "approle"
             self.log.error("SecureLLM: Vault login at start-up failed: %s%s", exc,
                            " -- until the server logs in, a response-wrapped secret id is still unwrapped on "
@@ -307,10 +341,89 @@ class SecureLLM(ExtensionApp):
         base = sa.base_url if sa.base_url.endswith("/") else sa.base_url + "/"
         return f"{scheme}://{ip}:{sa.port}{base}jupyter-securellm/v1"
 
-    def initialize_settings(self):
+    def build_broker(self):
+        """The redactor, the Vault client and the broker, from the `c.SecureLLM.*` traits.
+
+        The one entry point shared by the server extension and the JupyterHub service
+        (`jupyter-securellm broker`), so both run the same broker with the same config names.
+        """
         from ..detect import Redactor, Scanner
-        from . import hardening, kernels
+        from . import hardening
         from .broker import Broker
+
+        self.redactor = Redactor(Scanner(), placeholder=self.redaction_placeholder)
+        hardening.install_log_filter(self.redactor, extra_loggers=[self.log.name])
+
+        def on_litellm_loaded(_mod):
+            hardening.install_log_filter(self.redactor, extra_loggers=[self.log.name])
+
+        self._on_litellm_loaded = on_litellm_loaded
+
+        def on_secret(value, *_, **__):
+            # every value read from Vault joins the redactor (and the DLP scanner) at once
+            if value and getattr(self, "broker", None) is not None:
+                self.broker.remember_secret(value)
+            elif value:
+                self.redactor.add_secret(value)
+
+        self.vault = self._make_vault(on_secret)
+        self.broker = Broker(
+            models=self.model_configs(), allowed_hosts=self.allowed_hosts, vault=self.vault,
+            redactor=self.redactor, prompt_dlp_mode=self.prompt_dlp_mode,
+            user_secret_paths=self.user_secret_paths, request_timeout=self.request_timeout,
+            governors=[cls(parent=self) for cls in self.governor_classes],
+            log=self.log, on_litellm_loaded=on_litellm_loaded,
+        )
+        return self.broker
+
+    def preload(self) -> None:
+        """Import litellm in a background thread, so the first call is fast (local broker only)."""
+        import threading
+
+        from .provider import import_litellm
+
+        def _preload():
+            try:
+                import_litellm()
+                self._on_litellm_loaded(None)
+            except Exception as exc:  # noqa: BLE001 - reported, then the first call retries
+                self.log.warning("SecureLLM: background import of litellm failed: %s", type(exc).__name__)
+
+        threading.Thread(target=_preload, name="securellm-litellm-import", daemon=True).start()
+
+    def build_forwarder(self):
+        """hub-service mode: a redactor (save hook, kernel env) and a forwarder; no Vault, no key."""
+        from ..detect import Redactor, Scanner
+        from ..hub.forward import HubServiceBroker
+        from ..hub.identity import hub_env
+        from . import hardening
+
+        self.redactor = Redactor(Scanner(), placeholder=self.redaction_placeholder)
+        hardening.install_log_filter(self.redactor, extra_loggers=[self.log.name])
+        self.vault = None
+        env = hub_env()
+        self.broker = HubServiceBroker(service_name=self.hub_service_name, service_url=self.hub_service_url,
+                                       api_url=env["api_url"], token=env["token"], redactor=self.redactor,
+                                       request_timeout=self.request_timeout, log=self.log)
+        self.log.info("SecureLLM: hub-service mode: broker calls go to the JupyterHub service %r; no Vault client "
+                      "in this server", self.hub_service_name)
+        return self.broker
+
+    async def caller_groups(self) -> tuple:
+        """The owner's Hub groups (policy input.groups, budget groups); () when not on a Hub."""
+        if self.broker_mode == "hub-service":
+            return ()  # the service reads them from the Hub itself
+        from ..hub.identity import HubGroups, hub_env
+
+        if self._hub_groups is None:
+            env = hub_env()
+            if env is None:
+                return ()
+            self._hub_groups = HubGroups(env["api_url"], env["token"], ttl=self.hub_groups_ttl, self_only=True)
+        return await self._hub_groups.get(self.owner)
+
+    def initialize_settings(self):
+        from . import hardening, kernels
 
         try:
             self.check_config()
@@ -325,26 +438,7 @@ class SecureLLM(ExtensionApp):
                 self._fail(f"c.SecureLLM.harden_process: {exc}; set it to False only if you accept the risk.")
             self.log.info("SecureLLM: process marked non-dumpable: %s", ok)
 
-        self.redactor = Redactor(Scanner(), placeholder=self.redaction_placeholder)
-        hardening.install_log_filter(self.redactor, extra_loggers=[self.log.name])
-
-        def on_litellm_loaded(_mod):
-            hardening.install_log_filter(self.redactor, extra_loggers=[self.log.name])
-
-        def on_secret(value, *_, **__):
-            # every value read from Vault joins the redactor (and the DLP scanner) at once
-            if value and getattr(self, "broker", None) is not None:
-                self.broker.remember_secret(value)
-            elif value:
-                self.redactor.add_secret(value)
-
-        self.vault = self._make_vault(on_secret)
-        self.broker = broker = Broker(
-            models=self.models, allowed_hosts=self.allowed_hosts, vault=self.vault, redactor=self.redactor,
-            prompt_dlp_mode=self.prompt_dlp_mode, user_secret_paths=self.user_secret_paths,
-            request_timeout=self.request_timeout, policy=_make(self.policy_class, self),
-            log=self.log, on_litellm_loaded=on_litellm_loaded,
-        )
+        broker = self.build_forwarder() if self.broker_mode == "hub-service" else self.build_broker()
 
         mkm = self.serverapp.kernel_manager
         tokens = kernels.KernelTokens(is_live=kernels.kernel_is_live(mkm))
@@ -372,23 +466,12 @@ class SecureLLM(ExtensionApp):
             "jupyter_securellm_max_request_bytes": self.max_request_bytes,
             "jupyter_securellm_version": __version__,
         })
-        if self.preload_litellm:
-            import threading
-
-            from .broker import import_litellm
-
-            def _preload():
-                try:
-                    import_litellm()
-                    on_litellm_loaded(None)
-                except Exception as exc:  # noqa: BLE001 - reported, then the first call retries
-                    self.log.warning("SecureLLM: background import of litellm failed: %s", type(exc).__name__)
-
-            threading.Thread(target=_preload, name="securellm-litellm-import", daemon=True).start()
+        if self.preload_litellm and self.broker_mode == "local":
+            self.preload()
 
         from .contents import install_save_hook
 
-        install_save_hook(self)
+        self.settings["jupyter_securellm_save_hook"] = install_save_hook(self)  # the scan endpoint reuses it
 
     def initialize_handlers(self):
         from .handlers import default_handlers
@@ -410,12 +493,6 @@ def _vault_trait(message: str) -> str:
 
     m = re.search(r"\b(vault_[a-z_]+|secret_cache_ttl)\b", message)
     return m.group(1) if m else "vault_url"
-
-
-def _make(cls, app):
-    from traitlets.config import Configurable
-
-    return cls(parent=app) if isinstance(cls, type) and issubclass(cls, Configurable) else cls()
 
 
 def _url(trait: str, value: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import os
 
 from tornado.web import HTTPError
@@ -32,6 +33,8 @@ from ..notebook.files import decode_text, encode_text, looks_binary, write_atomi
 MODES = ("redact", "block", "warn")
 DEFAULT_TEXT_EXTENSIONS = (".py", ".md", ".env", ".json", ".txt", ".yaml", ".yml", ".cfg", ".ini", ".toml")
 _MAX_LISTED = 10
+#: What the pre-save hook did to the save in progress; the post-save hook hands it to the front end.
+_OUTCOME: contextvars.ContextVar = contextvars.ContextVar("jupyter_securellm_save_outcome", default=None)
 
 
 def install_save_hook(extension) -> "SaveHook":
@@ -45,6 +48,7 @@ def install_save_hook(extension) -> "SaveHook":
     contents_manager = extension.serverapp.contents_manager
     contents_manager.register_pre_save_hook(hook)
     contents_manager.register_post_save_hook(hook.after_chunked_upload)
+    contents_manager.register_post_save_hook(hook.attach_outcome)
     extension.log.info(
         "SecureLLM: save hook installed (mode %s; text files %s)", hook.mode, ", ".join(hook.text_extensions)
     )
@@ -91,6 +95,7 @@ class SaveHook:
         return tuple(DEFAULT_TEXT_EXTENSIONS if exts is None else exts)
 
     def __call__(self, model=None, path=None, contents_manager=None, **kwargs):
+        _OUTCOME.set(None)
         if not isinstance(model, dict) or model.get("content") is None:
             return
         if model.get("chunk") is not None:
@@ -154,6 +159,18 @@ class SaveHook:
             raise _refusal(500, f"Upload refused: the jupyter-securellm scrubber failed on {path} "
                                 f"({type(exc).__name__}); the file was removed.") from None
 
+    def attach_outcome(self, model=None, **kwargs):
+        """Post-save hook: put what the pre-save hook did into the model the contents API returns.
+
+        The front end reads ``model["securellm"]`` from the save response to say "2 secrets redacted
+        in cells 1, 4" (rule ids and places, never values). Each request runs in its own context, so
+        concurrent saves never see each other's outcome.
+        """
+        outcome = _OUTCOME.get()
+        _OUTCOME.set(None)
+        if outcome is not None and isinstance(model, dict) and model.get("path", "").strip("/") == outcome.pop("_path"):
+            model["securellm"] = outcome
+
     # -- kinds ---------------------------------------------------------------------------------------
 
     def _wants_text(self, path: str) -> bool:
@@ -201,6 +218,11 @@ class SaveHook:
             where.append(f"and {len(hits) - _MAX_LISTED} more")
         listing = "; ".join(where)
         mode = self.mode
+        _OUTCOME.set({
+            "_path": (path or "").strip("/"), "action": {"redact": "redacted", "warn": "warned"}.get(mode, "refused"),
+            "findings": len(hits), "cells": sorted({h.cell for h in hits if h.cell is not None}),
+            "rules": sorted({h.rule_id for h in hits}), "places": where,
+        })
         if mode == "block":
             self.log.warning("SecureLLM: refused to save %s: %d secret(s): %s", path, len(hits), listing)
             raise _refusal(

@@ -82,17 +82,12 @@ def host_allowed(host: str, port: int | None, allowed: list[str]) -> bool:
     return False
 
 
-def endpoint_for(model_cfg: dict, request_api_base: str | None = None) -> tuple[str, str]:
-    """Return (api_base or "", host label) for a call, refusing anything off the allowlist.
-
-    `model_cfg` is one value of `c.SecureLLM.models` plus `allowed_hosts` under key
-    `_allowed_hosts` (filled in by the broker).
-    """
-    allowed = model_cfg["_allowed_hosts"]
-    configured = model_cfg.get("api_base") or ""
+def endpoint_for(model, allowed: list[str], request_api_base: str | None = None) -> tuple[str, str]:
+    """Return (api_base or "", host) for a call with `model` (a ModelConfig), refusing anything off `allowed`."""
+    configured = model.api_base or ""
     if configured:
         host, port = split_host(configured)
-        if urlsplit(configured).scheme == "http" and not model_cfg.get("allow_http"):
+        if urlsplit(configured).scheme == "http" and not model.allow_http:
             raise BrokerError(
                 "egress_denied",
                 f"The model's api_base {host} is plain http and the model does not set allow_http: the key "
@@ -100,13 +95,13 @@ def endpoint_for(model_cfg: dict, request_api_base: str | None = None) -> tuple[
                 "admin to use https (or, for a trusted local endpoint, set \"allow_http\": true).",
             )
     else:
-        provider = provider_of(model_cfg["model"])
+        provider = provider_of(model.model)
         host = PROVIDER_DEFAULT_HOSTS.get(provider or "")
         port = None
         if host is None:
             raise BrokerError(
                 "egress_denied",
-                f"The model {model_cfg['model']!r} has no api_base and its provider's host is unknown; "
+                f"The model {model.model!r} has no api_base and its provider's host is unknown; "
                 "set api_base for it in c.SecureLLM.models and add that host to c.SecureLLM.allowed_hosts.",
             )
     if request_api_base:

@@ -16,18 +16,23 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from .broker import Caller
-from .errors import STATUS, BrokerError
-from .kernels import TOKEN_HEADER
+from ..protocol import PREFIX, STATUS_TYPE, TOKEN_HEADER
+from .errors import BrokerError
+from .governor import Caller
 
 AUTH_RESOURCE = "jupyter_securellm:llm"
-PREFIX = "jupyter-securellm/v1"
-_HTTP_TYPES = {v: k for k, v in reversed(list(STATUS.items()))}
 
 
 def broker_auth(method):
     """Kernel token if the header is present, else Jupyter auth; BrokerError -> JSON error."""
-    jupyter_auth = web.authenticated(authorized(resource=AUTH_RESOURCE)(method))
+    @functools.wraps(method)
+    async def as_owner(self, *args, **kwargs):
+        # only reached once Jupyter auth passed: then ask the Hub for the owner's groups
+        app = self.settings["jupyter_securellm_app"]
+        self.caller = Caller(user=app.owner, groups=await app.caller_groups())
+        return await method(self, *args, **kwargs)
+
+    jupyter_auth = web.authenticated(authorized(resource=AUTH_RESOURCE)(as_owner))
 
     @allow_unauthenticated  # we authenticate ourselves, below, on every path
     @functools.wraps(method)
@@ -39,7 +44,12 @@ def broker_auth(method):
                 if principal is None:
                     raise BrokerError("unauthorized", "The kernel token is invalid or revoked; "
                                                       "restart the kernel to get a fresh one.")
-                self.caller = Caller(user=principal.user, kernel_id=principal.kernel_id)
+                app = self.settings["jupyter_securellm_app"]
+                if app.kernel_token_peer_check and not _peer_is_us(self):
+                    raise BrokerError("unauthorized", "This kernel token was sent by another Unix user's process; "
+                                                      "kernel tokens work only from the kernel they were issued to.")
+                self.caller = Caller(user=principal.user, kernel_id=principal.kernel_id,
+                                     groups=await app.caller_groups())
                 return await method(self, *args, **kwargs)
             self.caller = Caller(user=self.settings["jupyter_securellm_app"].owner)
             return await jupyter_auth(self, *args, **kwargs)
@@ -47,6 +57,17 @@ def broker_auth(method):
             self.send_broker_error(exc)
 
     return wrapper
+
+
+def _peer_is_us(handler) -> bool:
+    """False only when the caller is provably a loopback socket of another uid (server/peer.py)."""
+    import os
+
+    from .peer import loopback_peer_uid
+
+    stream = getattr(handler.request.connection, "stream", None)
+    uid = loopback_peer_uid(getattr(stream, "socket", None)) if stream is not None else None
+    return uid is None or uid == os.getuid()
 
 
 class BaseHandler(ExtensionHandlerMixin, APIHandler):
@@ -66,8 +87,9 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
             return None
         return super().check_xsrf_cookie()
 
-    def json_body(self):
-        limit = self.settings.get("jupyter_securellm_max_request_bytes", 2 * 1024 * 1024)
+    def json_body(self, limit: int | None = None):
+        if limit is None:
+            limit = self.settings.get("jupyter_securellm_max_request_bytes", 2 * 1024 * 1024)
         if len(self.request.body or b"") > limit:
             raise BrokerError("invalid_request", f"The request body exceeds {limit} bytes; send a smaller prompt.")
         try:
@@ -85,7 +107,7 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
 
     def write_error(self, status_code, **kwargs):
         # Jupyter's own 403/404/405/500 in the contract's shape; never a traceback.
-        type_ = _HTTP_TYPES.get(status_code) or ("invalid_request" if status_code < 500 else "provider_error")
+        type_ = STATUS_TYPE.get(status_code) or ("invalid_request" if status_code < 500 else "provider_error")
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if status_code == 403 and not getattr(self, "current_user", None):
             message = "Authentication required: log in to Jupyter or send the kernel's X-SecureLLM-Token."
@@ -105,12 +127,12 @@ class ChatCompletionsHandler(BaseHandler):
         body = self.json_body()
         if isinstance(body, dict) and body.get("stream") is True:
             return await self._stream(body)
-        result = await self.broker.chat(self.caller, body)
+        result = await self.broker.dispatch(self.caller, "chat", body)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(result))
 
     async def _stream(self, body):
-        chunks = await self.broker.chat_stream(self.caller, body)  # errors here are plain JSON errors
+        chunks = await self.broker.dispatch(self.caller, "chat", body)  # errors here are plain JSON errors
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
@@ -185,20 +207,44 @@ def _retrieve(fut) -> None:
 class ModelsHandler(BaseHandler):
     @broker_auth
     async def get(self):
-        self.finish(json.dumps(self.broker.list_models()))
+        self.finish(json.dumps(await self.broker.dispatch(self.caller, "models")))
 
 
 class StatusHandler(BaseHandler):
     @broker_auth
     async def get(self):
         version = self.settings.get("jupyter_securellm_version", "")
-        self.finish(json.dumps(await self.broker.status(self.caller, version)))
+        body = await self.broker.dispatch(self.caller, "status", {"version": version})
+        body.setdefault("groups", list(self.caller.groups))  # the Hub's, when on a Hub
+        redactor = self.settings.get("jupyter_securellm_redactor")
+        if redactor is not None:  # for `jupyter-securellm doctor`: flags and names, never values
+            from .hardening import process_report
+
+            body["process"] = process_report(redactor.scanner)
+        self.finish(json.dumps(body))
 
 
 class SecretsGetHandler(BaseHandler):
     @broker_auth
     async def post(self):
-        result = await self.broker.get_user_secret(self.caller, self.json_body())
+        result = await self.broker.dispatch(self.caller, "secret", self.json_body())
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(result))
+
+
+class ScanHandler(BaseHandler):
+    """Scan the notebook open in the browser (the Lab command "Scan notebook for secrets")."""
+
+    @broker_auth
+    async def post(self):
+        from .scan import SCAN_MAX_BYTES, scan_notebook
+
+        hook = self.settings.get("jupyter_securellm_save_hook")
+        if hook is None:
+            raise BrokerError("not_found", "The notebook scanner is not running on this server.")
+        redact = self.get_query_argument("redact", "false").lower() in ("1", "true", "yes")
+        result = scan_notebook(hook, self.json_body(SCAN_MAX_BYTES), self.contents_manager, redact=redact)
+        self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(result))
 
@@ -208,4 +254,5 @@ default_handlers = [
     (rf"/{PREFIX}/models", ModelsHandler),
     (rf"/{PREFIX}/status", StatusHandler),
     (rf"/{PREFIX}/secrets/get", SecretsGetHandler),
+    (rf"/{PREFIX}/scan", ScanHandler),
 ]

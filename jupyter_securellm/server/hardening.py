@@ -1,6 +1,6 @@
 """Process hardening for the server that holds provider keys in memory.
 
-Tier 2 of DESIGN.md: code in a kernel runs as the same Unix user as the server and could
+Tier 2 (docs/architecture.md): code in a kernel runs as the same Unix user as the server and could
 read `/proc/<server>/environ` and `/proc/<server>/mem`. `prctl(PR_SET_DUMPABLE, 0)` makes
 those files root-owned and refuses ptrace/core dumps, without changing how kernels run.
 The logging filter is the tier-1 defence: whatever a library logs (litellm has leaked keys
@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+
+from ..redacting import redact_record
 
 _STATE = threading.local()
 
@@ -43,6 +45,17 @@ def is_dumpable() -> bool | None:
     return ctypes.CDLL(None, use_errno=True).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0
 
 
+def process_report(scanner) -> dict:
+    """What `status` says about this process: the dumpable flag and the names (never the values)
+    of environment variables that hold a provider-shaped or known secret. Read by `doctor`."""
+    import os
+
+    leaky = sorted(k for k, v in os.environ.items()
+                   if v and any(f.rule_id != "generic-api-key" for f in scanner.scan(v)))
+    return {"pid": os.getpid(), "uid": os.getuid() if hasattr(os, "getuid") else None,
+            "dumpable": is_dumpable(), "secret_env": leaky}
+
+
 class RedactingFilter(logging.Filter):
     """Renders each record once, redacts the text, and freezes it so no handler re-renders it."""
 
@@ -67,18 +80,7 @@ class RedactingFilter(logging.Filter):
         return True
 
     def _redact(self, record: logging.LogRecord) -> None:
-        try:
-            msg = record.getMessage()
-        except Exception:  # a broken format string must not let raw args through
-            msg = f"{record.msg!r} % {record.args!r}"
-        record.msg = self.redactor.redact(msg)
-        record.args = ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.redactor.redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self.redactor.redact(record.stack_info)
+        redact_record(record, self.redactor.redact)
         record._securellm_redacted = True
 
 

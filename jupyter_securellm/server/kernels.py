@@ -25,35 +25,10 @@ import subprocess
 import threading
 from dataclasses import dataclass
 
-TOKEN_ENV = "JUPYTER_SECURELLM_KERNEL_TOKEN"
-URL_ENV = "JUPYTER_SECURELLM_URL"
-TOKEN_HEADER = "X-SecureLLM-Token"
+from ..protocol import ENV_DENY_PATTERNS, TOKEN_ENV, TOKEN_HEADER, URL_ENV
 
-DEFAULT_ENV_DENY_PATTERNS = [
-    "*_API_KEY",
-    "*_APIKEY",
-    "*API_KEY*",
-    "*_TOKEN",
-    "*_TOKEN_*",
-    "*SECRET*",
-    "*PASSWORD*",
-    "*PASSWD*",
-    "*_CREDENTIALS",
-    "*PRIVATE_KEY*",
-    "*ACCESS_KEY*",
-    "AWS_*",
-    "AZURE_OPENAI_*",
-    "VAULT_TOKEN",
-    "BAO_TOKEN",
-    "VAULT_*SECRET*",
-    "JUPYTERHUB_API_TOKEN",
-    "JPY_API_TOKEN",
-    "JUPYTER_TOKEN",
-    "GOOGLE_APPLICATION_CREDENTIALS",
-    "HF_TOKEN",
-    "GH_TOKEN",
-    "LITELLM_*",
-]
+#: The protocol's one deny list (the kernel env guard uses the same; see jupyter_securellm/protocol.py).
+DEFAULT_ENV_DENY_PATTERNS = list(ENV_DENY_PATTERNS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,17 @@ import secrets
 import time
 
 from jupyter_securellm.detect import Redactor, fake_secret
-from jupyter_securellm.server.broker import Broker, _CleanStrings
+from jupyter_securellm.server.streaming import AnswerRedactor, _CleanStrings
 
 
-def _broker():
-    return Broker(models={}, allowed_hosts=[], vault=None, redactor=Redactor())
+class _broker(AnswerRedactor):
+    """The broker's answer redactor on its own (nothing to close)."""
+
+    def __init__(self):
+        super().__init__(Redactor())
+
+    def close(self):
+        pass
 
 
 def test_metadata_memo_rescans_after_a_secret_is_added_mid_stream():
@@ -115,7 +121,7 @@ async def test_many_queued_chunks_arrive_complete_and_in_order(broker_api, provi
 
 def test_tool_call_arguments_split_over_chunks_are_redacted_per_tool_call():
     """A key split over the argument chunks of one tool call, interleaved with another tool call's."""
-    from jupyter_securellm.server.broker import _DeltaStreams
+    from jupyter_securellm.server.streaming import _DeltaStreams
 
     b = _broker()
     try:

@@ -224,8 +224,8 @@ def test_status_panel_and_chat_widget(server_kernel, demo_stack, assert_absent):
     state = json.dumps([m["content"]["data"] for m in opened])
     assert "SecureLLM status" in state and "approle" in state and "reachable" in state and "demo" in state
     k.run("pw = __import__('jupyter_securellm').secrets.get('db/warehouse', 'password')")
-    msgs = k.run("from jupyter_securellm.kernel import extension, widgets\n"
-                 "box = widgets.ChatBox(extension._LAST_MAGICS, 'w')\n"
+    msgs = k.run("from jupyter_securellm.kernel import backend, widgets\n"
+                 "box = widgets.ChatBox(backend.active_magics(), 'w')\n"
                  "display(box.widget)\n"
                  "box.ask('hello widget')\n"
                  "box.ask('my password is ' + pw.reveal())\n"  # refused before sending: a secret

@@ -9,6 +9,8 @@ works, which the xfail(strict) test below keeps visible. TLS with certificate ch
 """
 from __future__ import annotations
 
+import dataclasses
+
 import importlib.util
 import json
 import pathlib
@@ -80,10 +82,12 @@ def test_plain_http_api_base_without_allow_http_is_refused(bao, server_token_fil
     """The default closes the squat: the broker will not send a key over plain http."""
     from jupyter_securellm.server.egress import endpoint_for
     from jupyter_securellm.server.errors import BrokerError
+    from jupyter_securellm.server.request import ModelConfig
 
-    cfg = {"model": "openai/llama3", "api_base": f"http://127.0.0.1:{local_port}/v1",
-           "_allowed_hosts": [f"127.0.0.1:{local_port}"]}
+    allowed = [f"127.0.0.1:{local_port}"]
+    cfg = ModelConfig(alias="m", model="openai/llama3", secret_path="p", secret_key="k",
+                      api_base=f"http://127.0.0.1:{local_port}/v1")
     with pytest.raises(BrokerError) as exc:
-        endpoint_for(cfg)
+        endpoint_for(cfg, allowed)
     assert exc.value.to_json()["error"]["type"] == "egress_denied"
-    assert endpoint_for(dict(cfg, allow_http=True))[0].startswith("http://127.0.0.1")
+    assert endpoint_for(dataclasses.replace(cfg, allow_http=True), allowed)[0].startswith("http://127.0.0.1")

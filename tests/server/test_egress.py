@@ -1,15 +1,21 @@
 """Egress allowlist (tier 2: a caller must not be able to send the key to a host of its choice)."""
 import pytest
 
-from jupyter_securellm.server.egress import endpoint_for, host_allowed, provider_of, split_host
+from jupyter_securellm.server.egress import endpoint_for as _endpoint_for, host_allowed, provider_of, split_host
 from jupyter_securellm.server.errors import BrokerError
+from jupyter_securellm.server.request import ModelConfig
+
+ALLOWED = ["127.0.0.1:8001", "api.openai.com", "*.example.org"]
 
 
 def cfg(**kw):
-    base = {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai", "secret_key": "api_key",
-            "_allowed_hosts": ["127.0.0.1:8001", "api.openai.com", "*.example.org"]}
+    base = {"alias": "m", "model": "openai/gpt-4o-mini", "secret_path": "llm/openai", "secret_key": "api_key"}
     base.update(kw)
-    return base
+    return ModelConfig(**base)
+
+
+def endpoint_for(model, request_api_base=None):
+    return _endpoint_for(model, ALLOWED, request_api_base)
 
 
 @pytest.mark.parametrize("host,port,ok", [
@@ -18,7 +24,7 @@ def cfg(**kw):
     ("api.openai.com.evil.net", None, False), ("evil.net", None, False),
 ])
 def test_host_allowed(host, port, ok):
-    assert host_allowed(host, port, cfg()["_allowed_hosts"]) is ok
+    assert host_allowed(host, port, ALLOWED) is ok
 
 
 def test_configured_api_base_must_be_allowlisted():

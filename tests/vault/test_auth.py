@@ -2,7 +2,7 @@
 import hvac
 import pytest
 
-from jupyter_securellm.server.vault import (
+from jupyter_securellm.vault import (
     VaultAuthError, VaultClient, VaultConfigError, VaultSettings, SecretNotFound,
 )
 

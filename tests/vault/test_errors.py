@@ -6,7 +6,7 @@ import time
 import hvac.exceptions
 import pytest
 
-from jupyter_securellm.server.vault import VaultClient, VaultSettings, VaultUnavailable
+from jupyter_securellm.vault import VaultClient, VaultSettings, VaultUnavailable
 
 
 def test_hanging_vault_times_out_as_unavailable(tmp_path):
@@ -34,7 +34,7 @@ def test_vault_error_text_is_scrubbed_of_known_and_token_shaped_values(tmp_path)
     vc._sensitive.add(token)
     other = "hvs." + "Z9y8X7w6" * 3
     exc = hvac.exceptions.InvalidRequest(errors=[f"bad token {token}", f"also {other} here"])
-    err = vc._map(exc, "llm/openai")
+    err = vc._mapped_error(exc, "llm/openai")
     assert token not in str(err) and other not in str(err)
     assert "[REDACTED]" in str(err) and "llm/openai" in str(err)
 

@@ -1,7 +1,7 @@
 """The Vault layer with its neighbours: the engine's Redactor (on_secret) and OpenBao's audit device."""
 import json
 
-from jupyter_securellm.server.vault import VaultClient, VaultSettings
+from jupyter_securellm.vault import VaultClient, VaultSettings
 
 
 def test_on_secret_feeds_the_redactor(openbao, kv, write_file):

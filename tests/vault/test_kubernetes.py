@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from jupyter_securellm.server.vault import VaultAuthError, VaultClient, VaultSettings
+from jupyter_securellm.vault import VaultAuthError, VaultClient, VaultSettings
 from jupyter_securellm.testing.k8s import TOKENREVIEW_PATH, KubernetesAPI, configure_openbao, fingerprint
 
 SA, NS = "jupyter", "hub"

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from jupyter_securellm.server.vault import (
+from jupyter_securellm.vault import (
     SecretNotFound, VaultClient, VaultConfigError, VaultPermissionDenied, VaultSettings,
     candidate_paths, sanitize_user,
 )

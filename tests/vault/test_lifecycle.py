@@ -9,7 +9,7 @@ import traceback
 
 import pytest
 
-from jupyter_securellm.server.vault import (
+from jupyter_securellm.vault import (
     VaultAuthError, VaultClient, VaultError, VaultSealed, VaultSettings, VaultUnavailable,
 )
 

@@ -12,13 +12,8 @@ Why this shape:
   the credential-like sibling fields of the same secret (see ``_credential_like``); so are the
   Vault tokens and AppRole secret ids this client obtains.
 
-Per-user paths (the ``{user}`` rule): a KV path may contain ``{user}``. It is replaced with the
-sanitized user name (characters outside ``[A-Za-z0-9_.@-]`` become ``_``; leading dots too) and
-that path is read first. If that secret does not exist (or lacks the requested key), the shared
-path is read instead: the ``fallback_path`` argument if given, else the same path with the path
-segment that is exactly ``{user}`` removed (``llm/{user}/openai`` -> ``llm/openai``). A ``{user}``
-inside a longer segment (``llm/openai-{user}``) has no automatic fallback. Permission denied on the
-per-user path is an error, not a reason to fall back. Without a user only the shared path is read.
+Per-user paths follow the ``{user}`` rule of ``paths.py``. Permission denied on the per-user path
+is an error, not a reason to fall back.
 """
 from __future__ import annotations
 
@@ -28,150 +23,18 @@ import re
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = [
-    "VaultSettings", "VaultClient", "VaultError", "VaultUnavailable", "VaultSealed",
-    "VaultAuthError", "VaultPermissionDenied", "SecretNotFound", "VaultConfigError",
-    "sanitize_user", "candidate_paths",
-]
+from .errors import (Context, SecretNotFound, VaultAuthError, VaultConfigError, VaultError, map_exception)
+from .paths import candidate_paths
+from .settings import K8S_TOKEN_PATH, VaultSettings
+
+__all__ = ["VaultClient"]
 
 log = logging.getLogger("jupyter_securellm.vault")
 
-AUTH_METHODS = ("token", "approle", "jwt", "kubernetes")
-K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-
-
-# -- errors ------------------------------------------------------------------------------
-class VaultError(Exception):
-    """Base class. ``path`` is the KV path involved (if any); ``status`` the HTTP status (if any)."""
-
-    def __init__(self, message: str, *, path: str | None = None, status: int | None = None):
-        super().__init__(message)
-        self.path = path
-        self.status = status
-
-
-class VaultUnavailable(VaultError):
-    """Vault could not be reached (connection refused, timeout, TLS failure, 5xx)."""
-
-
-class VaultSealed(VaultUnavailable):
-    """Vault answered but is sealed: an operator must unseal it."""
-
-
-class VaultAuthError(VaultError):
-    """Login failed or the configured credential is invalid/expired."""
-
-
-class VaultPermissionDenied(VaultError):
-    """Vault's policy denies this path to our identity (even after one fresh login)."""
-
-
-class SecretNotFound(VaultError):
-    """No secret (or no such key in it) at the path(s) tried."""
-
-
-class VaultConfigError(VaultError, ValueError):
-    """The settings are incomplete or contradictory; the message names the setting."""
-
-
-# -- settings ----------------------------------------------------------------------------
-@dataclass
-class VaultSettings:
-    """What the broker needs to reach Vault. Field names follow ``c.SecureLLM.vault_*``."""
-
-    url: str = "http://127.0.0.1:8200"
-    namespace: str | None = None            # sent as X-Vault-Namespace (OpenBao >= 2.3 has namespaces)
-    auth_method: str = "token"              # token | approle | jwt | kubernetes
-    token_path: str | None = None           # token: file holding the token (else $VAULT_TOKEN)
-    approle_role_id: str | None = None
-    approle_secret_id_path: str | None = None  # plain secret id or a response-wrapping token
-    approle_secret_id_wrapped: bool | None = None  # None: auto (a UUID is plain, else wrapped)
-    jwt_path: str | None = None             # jwt/kubernetes: file holding the JWT (re-read per login)
-    role: str | None = None                 # jwt/kubernetes role
-    auth_mount: str | None = None           # defaults to the method name
-    kv_mount: str = "secret"
-    secret_cache_ttl: float = 300.0
-    verify: bool = True                     # TLS verification of Vault's certificate
-    ca_cert: str | None = None              # CA bundle file or directory (implies verify)
-    client_cert: str | None = None
-    client_key: str | None = None
-    timeout: float = 5.0
-    renew_fraction: float = 1 / 3           # renew when remaining TTL < this fraction of the TTL
-
-    @property
-    def mount(self) -> str:
-        return (self.auth_mount or self.auth_method).strip("/")
-
-    def validate(self) -> None:
-        def need(cond, name, why):
-            if not cond:
-                raise VaultConfigError(f"Vault setting {name} {why}")
-
-        need(self.url and re.match(r"^https?://", self.url), "vault_url",
-             f"must be an http(s) URL, got {self.url!r}")
-        need(self.auth_method in AUTH_METHODS, "vault_auth_method",
-             f"must be one of {', '.join(AUTH_METHODS)}, got {self.auth_method!r}")
-        if self.auth_method == "approle":
-            need(self.approle_role_id, "vault_approle_role_id", "is required for approle auth")
-            need(self.approle_secret_id_path, "vault_approle_secret_id_path",
-                 "is required for approle auth (a file with the secret id or a wrapping token)")
-        if self.auth_method == "jwt":
-            need(self.jwt_path, "vault_jwt_path", "is required for jwt auth (a file with the JWT)")
-            need(self.role, "vault_role", "is required for jwt auth")
-        if self.auth_method == "kubernetes":
-            need(self.role, "vault_role", "is required for kubernetes auth")
-        need(self.kv_mount and "/" not in self.kv_mount.strip("/"), "vault_kv_mount",
-             f"must be a single mount name, got {self.kv_mount!r}")
-        need(self.secret_cache_ttl >= 0, "secret_cache_ttl", "must be >= 0 seconds")
-        need(0 < self.renew_fraction < 1, "renew_fraction", "must be between 0 and 1")
-
-
-# -- paths -------------------------------------------------------------------------------
-_USER_BAD = re.compile(r"[^A-Za-z0-9_.@-]")
-
-
-def sanitize_user(user: str) -> str:
-    """A user name made safe as one KV path segment (no '/', no '..', no leading dot)."""
-    if not user or not str(user).strip():
-        raise ValueError("user name is empty")
-    clean = _USER_BAD.sub("_", str(user).strip())[:128]
-    return re.sub(r"^\.+", lambda m: "_" * len(m.group()), clean)
-
-
-def _check_path(path: str) -> str:
-    p = path.strip().strip("/")
-    if not p or any(seg in ("", ".", "..") for seg in p.split("/")):
-        raise VaultConfigError(f"Vault secret path {path!r} is not a valid KV path", path=path)
-    if re.search(r"\{(?!user\})[^}]*\}", p):
-        raise VaultConfigError(f"Vault secret path {path!r}: only the {{user}} placeholder is supported",
-                               path=path)
-    return p
-
-
-def candidate_paths(path: str, user: str | None = None, fallback_path: str | None = None) -> list[str]:
-    """The KV paths to try, in order, following the ``{user}`` rule in the module docstring."""
-    path = _check_path(path)
-    shared = _check_path(fallback_path) if fallback_path else None
-    if "{user}" not in path:
-        return [path] + ([shared] if shared and shared != path else [])
-    if shared is None:
-        segs = path.split("/")
-        if "{user}" in segs and len(segs) > 1:
-            shared = "/".join(s for s in segs if s != "{user}")
-            if "{user}" in shared:
-                shared = None
-    if user is None:
-        if shared is None:
-            raise VaultConfigError(f"Vault secret path {path!r} needs a user name and has no shared "
-                                   "fallback", path=path)
-        return [shared]
-    return [path.replace("{user}", sanitize_user(user))] + ([shared] if shared else [])
-
-
-# -- client ------------------------------------------------------------------------------
 _SECRETISH_NAME = re.compile(r"key|token|secret|pass|pwd|cred|auth|private|cert", re.I)
 
 
@@ -240,10 +103,7 @@ class VaultClient:
     def read_secret(self, path: str, key: str, user: str | None = None, *,
                     fallback_path: str | None = None) -> str:
         """The value of ``key`` in the KV v2 secret at ``path`` (``{user}`` rule applies)."""
-        if not key:
-            raise VaultConfigError("Vault secret key must be a non-empty field name", path=path)
-        candidates = candidate_paths(path, user or None, fallback_path)  # "" = no user: shared
-        ckey = (path.strip().strip("/"), candidates[0], tuple(candidates[1:]), key)
+        candidates, ckey = self._cache_key(path, key, user, fallback_path)
         hit = self._cache_get(ckey)
         if hit is not None:
             return hit
@@ -272,6 +132,16 @@ class VaultClient:
         raise SecretNotFound(
             f"Vault has no field {key!r} at {tried}: write it there (KV v2) or fix the model's "
             "secret_path/secret_key.", path=candidates[0], status=404)
+
+    def cached(self, path: str, key: str, user: str | None = None, *, fallback_path: str | None = None) -> str | None:
+        """The still-valid cached value, or None; no Vault I/O and no I/O lock, so an event loop may call it."""
+        return self._cache_get(self._cache_key(path, key, user, fallback_path)[1])
+
+    def _cache_key(self, path, key, user, fallback_path) -> tuple[list, tuple]:
+        if not key:
+            raise VaultConfigError("Vault secret key must be a non-empty field name", path=path)
+        candidates = candidate_paths(path, user or None, fallback_path)  # "" = no user: shared
+        return candidates, (path.strip().strip("/"), candidates[0], tuple(candidates[1:]), key)
 
     def invalidate(self, path: str | None = None) -> int:
         """Drop cached values (all, or those for ``path`` as template or as actual path)."""
@@ -309,13 +179,8 @@ class VaultClient:
     def login(self) -> None:
         """Log in now. The server calls this at start-up, before any kernel runs: a response-wrapped
         AppRole secret id is single-use, so unwrapping it first leaves a kernel nothing to unwrap."""
-        with self._io:
-            try:
-                self._ensure_token()
-            except VaultError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - mapped like every other Vault call
-                raise self._map(exc, None, login=True) from None
+        with self._io, self._mapped(None, login=True):
+            self._ensure_token()
 
     def status(self) -> dict:
         """Health for GET status; never raises and never logs in."""
@@ -350,14 +215,14 @@ class VaultClient:
             if self._client.token and self.settings.auth_method != "token":
                 try:
                     self._client.auth.token.revoke_self()
-                except Exception:
-                    pass
+                except Exception as exc:  # noqa: BLE001 - the token expires on its own; say so
+                    log.info("Vault: revoking this server's token at close failed (%s)", type(exc).__name__)
             self._client.token = None
             self._tok = _TokenState()
             try:
                 self._client.adapter.close()
-            except Exception:
-                pass
+            except Exception as exc:  # noqa: BLE001 - closing sockets at shutdown
+                log.debug("Vault: closing the HTTP session failed (%s)", type(exc).__name__)
 
     # -- cache --
     def _cache_get(self, ckey) -> str | None:
@@ -397,7 +262,7 @@ class VaultClient:
                 return fn(self._client)
             except Exception as exc:  # noqa: BLE001 - mapped below
                 if not (isinstance(exc, hx.Forbidden) and attempt == 0):
-                    raise self._map(exc, path) from None
+                    raise self._mapped_error(exc, path) from None
             # Outside the except block, so a failing login does not chain hvac's exception.
             log.info("Vault denied %s; logging in again once", self._where(path))
             self._login()
@@ -438,7 +303,7 @@ class VaultClient:
     def _login(self) -> None:
         s = self.settings
         self._client.token = None
-        try:
+        with self._mapped(None, login=True):
             if s.auth_method == "token":
                 self._login_token()
                 return
@@ -457,10 +322,6 @@ class VaultClient:
                 self._register([jwt])
                 res = self._client.auth.kubernetes.login(role=s.role, jwt=jwt, use_token=False,
                                                          mount_point=s.mount)
-        except VaultError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise self._map(exc, None, login=True) from None
         auth = res["auth"]
         self._set_token(auth["client_token"], auth.get("lease_duration"), auth.get("renewable"),
                         auth.get("accessor"))
@@ -479,10 +340,11 @@ class VaultClient:
         self._client.token = token
         self._sensitive.add(token)
         try:
-            info = self._client.auth.token.lookup_self()["data"]
-        except Exception as exc:  # noqa: BLE001
+            with self._mapped(None, login=True):
+                info = self._client.auth.token.lookup_self()["data"]
+        except VaultError:
             self._client.token = None
-            raise self._map(exc, None, login=True) from None
+            raise
         ttl = info.get("ttl") or 0
         self._set_token(token, ttl, info.get("renewable"), info.get("accessor"))
         log.info("Vault token from %s accepted (ttl %ss)", s.token_path or "$VAULT_TOKEN", ttl)
@@ -531,7 +393,7 @@ class VaultClient:
                     f"Vault: the response-wrapped AppRole secret id in {path} is expired or was already "
                     "unwrapped (a wrapping token works once; if this broker did not use it, someone "
                     "else did: investigate). Put a fresh wrapped secret id there.") from None
-            raise self._map(exc, None, login=True) from None
+            raise self._mapped_error(exc, None, login=True) from None
         creation = (info.get("data") or {}).get("creation_path", "")
         if not re.fullmatch(rf"auth/{re.escape(s.mount)}/role/[^/]+/secret-id", creation):
             raise VaultAuthError(
@@ -539,9 +401,8 @@ class VaultClient:
                 f"auth/{s.mount}/ (it was created at {creation or 'an unknown path'}); refusing it.")
         unwrapper = self._make_hvac(token=wrapping_token)
         try:
-            res = unwrapper.adapter.post("/v1/sys/wrapping/unwrap")
-        except Exception as exc:  # noqa: BLE001
-            raise self._map(exc, None, login=True) from None
+            with self._mapped(None, login=True):
+                res = unwrapper.adapter.post("/v1/sys/wrapping/unwrap")
         finally:
             unwrapper.adapter.close()
         secret_id = ((res or {}).get("data") or {}).get("secret_id")
@@ -577,8 +438,9 @@ class VaultClient:
         return f"{self.settings.kv_mount}/{path}" if path else "the request"
 
     def _scrub(self, text: str) -> str:
-        for v in sorted(self._sensitive | {e.value for e in list(self._cache.values())},
-                        key=len, reverse=True):
+        with self._cache_lock:
+            cached = {e.value for e in self._cache.values()}
+        for v in sorted(self._sensitive | cached, key=len, reverse=True):
             if v and len(v) >= 4:
                 text = text.replace(v, "[REDACTED]")
         return _TOKENISH.sub("[REDACTED]", text)[:300]
@@ -592,53 +454,23 @@ class VaultClient:
         text = " ".join(text.replace("*", " ").split()).strip(" ;")
         return " (Vault said: " + self._scrub(text) + ")" if text else ""
 
-    def _map(self, exc: BaseException, path: str | None, *, login: bool = False) -> VaultError:
-        """Our exception for an hvac/requests one, without hvac's text (it may carry URLs, tokens)."""
-        import hvac.exceptions as hx
-        import requests
+    @contextmanager
+    def _mapped(self, path: str | None, *, login: bool = False):
+        """Run a block of hvac calls; any error leaves as one of our VaultErrors, without hvac's text."""
+        try:
+            yield
+        except VaultError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped by the table in errors.py
+            raise self._mapped_error(exc, path, login=login) from None
 
+    def _mapped_error(self, exc: BaseException, path: str | None, *, login: bool = False) -> VaultError:
         s = self.settings
-        where = self._where(path)
-        ns = f" namespace {s.namespace}" if s.namespace else ""
-        if isinstance(exc, VaultError):
-            return exc
-        if isinstance(exc, requests.exceptions.SSLError):
-            return VaultUnavailable(f"Vault at {s.url}: TLS verification failed; set vault CA "
-                                    "(ca_cert) to the CA that signed Vault's certificate", path=path)
-        if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
-            kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "refused the connection"
-            return VaultUnavailable(f"Vault at {s.url} is unreachable ({kind}) while reading {where}; "
-                                    "check that Vault is running and vault_url is right", path=path)
-        if isinstance(exc, hx.VaultDown):
-            if "sealed" in " ".join(map(str, getattr(exc, "errors", None) or [])).lower():
-                return VaultSealed(f"Vault at {s.url} is sealed; an operator must unseal it "
-                                   f"(reading {where})", path=path, status=503)
-            return VaultUnavailable(f"Vault at {s.url} is unavailable (503) while reading {where}"
-                                    + self._detail(exc), path=path, status=503)
-        if isinstance(exc, hx.VaultNotInitialized):
-            return VaultUnavailable(f"Vault at {s.url} is not initialised", path=path, status=501)
-        if login:
-            method = s.auth_method
-            hint = {"token": f"put a valid token in {s.token_path or '$VAULT_TOKEN'}",
-                    "approle": f"check vault_approle_role_id and the secret id in {s.approle_secret_id_path}",
-                    "jwt": f"check vault_role {s.role!r} and the JWT in {s.jwt_path}",
-                    "kubernetes": f"check vault_role {s.role!r} and the service-account token"}[method]
-            return VaultAuthError(f"Vault login with {method} at {s.url}{ns} failed: {hint}"
-                                  + self._detail(exc), status=getattr(exc, "status_code", None))
-        if isinstance(exc, hx.Forbidden):
-            return VaultPermissionDenied(
-                f"Vault denied read access to {where}{ns} for this server's identity even after a fresh "
-                "login; grant its policy 'read' on "
-                f"{s.kv_mount}/data/{path or '...'}" + self._detail(exc), path=path, status=403)
-        if isinstance(exc, hx.InvalidPath):
-            return SecretNotFound(f"Vault has no secret at {where}{ns}", path=path, status=404)
-        if isinstance(exc, hx.Unauthorized):
-            return VaultAuthError(f"Vault rejected this server's credentials while reading {where}"
-                                  + self._detail(exc), path=path, status=401)
-        if isinstance(exc, (hx.InternalServerError, hx.BadGateway, hx.RateLimitExceeded)):
-            return VaultUnavailable(f"Vault at {s.url} failed while reading {where} "
-                                    f"({type(exc).__name__}); retry later" + self._detail(exc), path=path)
-        if isinstance(exc, hx.VaultError):
-            return VaultError(f"Vault request for {where} failed ({type(exc).__name__})" + self._detail(exc),
-                              path=path)
-        return VaultError(f"Vault request for {where} failed unexpectedly ({type(exc).__name__})", path=path)
+        hint = {"token": f"put a valid token in {s.token_path or '$VAULT_TOKEN'}",
+                "approle": f"check vault_approle_role_id and the secret id in {s.approle_secret_id_path}",
+                "jwt": f"check vault_role {s.role!r} and the JWT in {s.jwt_path}",
+                "kubernetes": f"check vault_role {s.role!r} and the service-account token"}[s.auth_method]
+        ctx = Context(url=s.url, where=self._where(path), path=path,
+                      namespace=f" namespace {s.namespace}" if s.namespace else "", kv_mount=s.kv_mount,
+                      login_hint=hint, auth_method=s.auth_method, detail=self._detail)
+        return map_exception(exc, ctx, login=login)

@@ -1,0 +1,219 @@
+"""The provider call: litellm (imported lazily), the egress-guarded HTTP client, one retry, an error table.
+
+- litellm takes ~3 s and ~200 MB to import and would fetch a price map from the internet: it is
+  imported once, off the event loop, with `LITELLM_LOCAL_MODEL_COST_MAP=True`.
+- The key is passed as `api_key=` (never through os.environ) and re-read from Vault once when the
+  provider answers 401 (a rotated key).
+- Every provider error becomes a BrokerError with our own sentence; litellm's text (which has
+  carried keys) only reaches the log, through the redactor.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+from .egress import host_allowed
+from .errors import BrokerError
+
+_litellm = None
+_litellm_lock = threading.Lock()
+
+
+def import_litellm():
+    """Import litellm once (about 3 s) with the local cost map, so it never fetches it."""
+    global _litellm
+    with _litellm_lock:
+        if _litellm is None:
+            os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+            import litellm
+
+            litellm.telemetry = False
+            litellm.suppress_debug_info = True
+            litellm.set_verbose = False
+            litellm.drop_params = False
+            _litellm = litellm
+    return _litellm
+
+
+def loaded_litellm():
+    """litellm if it is imported already, else None (never imports)."""
+    return _litellm
+
+
+class EgressViolation(Exception):
+    """Raised by the transport guard; mapped to `egress_denied`."""
+
+    def __init__(self, message, request=None):
+        super().__init__(message)
+        self.request = request
+
+
+def caused_by(exc: BaseException, cls) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, cls):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _is_auth(exc, litellm, status) -> bool:
+    return isinstance(exc, litellm.AuthenticationError) or status == 401
+
+
+def _is_redirect(exc, litellm, status) -> bool:
+    return isinstance(status, int) and 300 <= status < 400
+
+
+# (test(exc, litellm, status), error type, message) - first match wins; {timeout} and {status} filled in.
+PROVIDER_ERRORS = (
+    (_is_auth, "provider_auth", "The provider rejected the key from Vault even after a re-read; "
+                                "ask your admin to rotate the key in Vault."),
+    (lambda e, ll, s: isinstance(e, ll.RateLimitError) or s == 429, "rate_limited",
+     "The provider is rate limiting this key; wait a moment and retry."),
+    (lambda e, ll, s: isinstance(e, (ll.Timeout, asyncio.TimeoutError)) or s == 408, "timeout",
+     "The provider did not answer within {timeout:g} s; retry later."),
+    (lambda e, ll, s: isinstance(e, ll.BadRequestError) or s == 400, "invalid_request",
+     "The provider rejected the request as invalid (HTTP 400); check the model parameters."),
+    (_is_redirect, "provider_error", "The provider answered a redirect (HTTP {status}); the broker does "
+                                     "not follow redirects. Fix the model's api_base."),
+)
+
+
+def provider_error(exc: BaseException, litellm, timeout: float) -> BrokerError:
+    status = getattr(exc, "status_code", None)
+    if litellm is not None:
+        for test, type_, message in PROVIDER_ERRORS:
+            if test(exc, litellm, status):
+                return BrokerError(type_, message.format(timeout=timeout, status=status))
+    label = f"HTTP {status}" if status else type(exc).__name__
+    return BrokerError("provider_error", f"The provider call failed ({label}); retry later or ask your admin.")
+
+
+async def within(awaitable, timeout: float):
+    """Await with a timeout (TimeoutError), without the extra Task wait_for creates (Python 3.11+).
+
+    Used once per stream chunk, so the Task, its scheduling and its wake-up are not free.
+    """
+    if _timeout_cm is None:
+        return await asyncio.wait_for(awaitable, timeout)
+    async with _timeout_cm(timeout):
+        return await awaitable
+
+
+_timeout_cm = getattr(asyncio, "timeout", None)
+
+
+class ProviderClient:
+    """Calls litellm with a key from `keys`, through the egress-guarded HTTP client."""
+
+    def __init__(self, keys, allowed_hosts, *, request_timeout: float, redactor, log=None,
+                 on_litellm_loaded=None):
+        self.keys = keys
+        self.allowed_hosts = list(allowed_hosts)
+        self.request_timeout = request_timeout
+        self.redactor = redactor
+        self.log = log
+        self._on_loaded = on_litellm_loaded
+        self._import_task: asyncio.Future | None = None
+        self._session = None
+        self._session_loop = None
+
+    async def litellm(self):
+        if _litellm is not None and self._on_loaded is None:
+            return _litellm
+        if _litellm is None:
+            if self._import_task is None:
+                self._import_task = asyncio.ensure_future(self.keys.run(import_litellm))
+            await asyncio.shield(self._import_task)
+        if self._on_loaded is not None:
+            self._on_loaded, hook = None, self._on_loaded
+            hook(_litellm)
+        return _litellm
+
+    def _egress_session(self, litellm) -> None:
+        """Transport-level egress guard for litellm's OpenAI-compatible clients.
+
+        The pre-call check covers the configured endpoint; this covers what happens on the wire:
+        redirects are not followed (the SDK would follow a 307 to any host, prompt included) and
+        every request's host is checked against `allowed_hosts` before it is sent. One client
+        per event loop, since httpx connection pools are loop-bound.
+        """
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session_loop is not loop:
+            import httpx
+
+            allowed = self.allowed_hosts
+
+            async def guard(request):
+                if not host_allowed(request.url.host, request.url.port, allowed):
+                    raise EgressViolation(f"SecureLLM egress guard: {request.url.host} is not in allowed_hosts",
+                                          request=request)
+
+            kwargs = {}
+            try:  # litellm's own (aiohttp-backed) transport and SSL settings, as its default client uses
+                from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, get_ssl_configuration
+
+                ssl_config = get_ssl_configuration()
+                kwargs["verify"] = ssl_config
+                kwargs["transport"] = AsyncHTTPHandler.create_async_transport(
+                    ssl_context=ssl_config if not isinstance(ssl_config, bool) else None,
+                    ssl_verify=ssl_config if isinstance(ssl_config, bool) else None)
+            except Exception as exc:  # noqa: BLE001 - older/newer litellm: plain httpx transport, same guard
+                if self.log:
+                    self.log.debug("SecureLLM: litellm transport unavailable (%s); using httpx's", type(exc).__name__)
+                kwargs = {}
+            self._session = httpx.AsyncClient(follow_redirects=False, event_hooks={"request": [guard]},
+                                              timeout=httpx.Timeout(self.request_timeout), **kwargs)
+            self._session_loop = loop
+        litellm.aclient_session = self._session
+
+    async def call(self, model, api_base: str, messages: list, params: dict, stream: bool, user: str):
+        """One litellm completion; on 401 the key is re-read from Vault and the call tried once more."""
+        litellm = await self.litellm()
+        self._egress_session(litellm)
+        kwargs = dict(params, model=model.model, messages=messages, stream=stream,
+                      timeout=self.request_timeout, max_retries=0, num_retries=0)
+        if api_base:
+            kwargs["api_base"] = api_base
+        what = f"the key of model {model.alias!r}"
+        for attempt in (0, 1):
+            key = await self.keys.read(model.secret_path, model.secret_key, user, what=what, fresh=attempt == 1)
+            try:
+                return await within(litellm.acompletion(api_key=key, **kwargs), self.request_timeout)
+            except Exception as exc:  # noqa: BLE001 - mapped to a contract error below
+                if attempt == 0 and _is_auth(exc, litellm, getattr(exc, "status_code", None)):
+                    if self.log:
+                        self.log.warning("SecureLLM: provider answered 401 for model %r; re-reading the key "
+                                         "from Vault and retrying once", model.alias)
+                    continue
+                if self.log:
+                    self.log.warning("SecureLLM: provider call for model %r failed: %s", model.alias,
+                                     self.redactor.redact(f"{type(exc).__name__}: {exc}"))
+                if caused_by(exc, EgressViolation):
+                    raise BrokerError("egress_denied", "The provider connection tried to reach a host outside "
+                                                       "c.SecureLLM.allowed_hosts and was stopped.") from None
+                raise provider_error(exc, litellm, self.request_timeout) from None
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        """Close the pooled client and stop litellm's loop-bound logging worker."""
+        if self._session is not None:
+            if _litellm is not None and getattr(_litellm, "aclient_session", None) is self._session:
+                _litellm.aclient_session = None
+            try:
+                await self._session.aclose()
+            except Exception as exc:  # noqa: BLE001 - best effort at shutdown
+                if self.log:
+                    self.log.debug("SecureLLM: closing the provider client: %s", type(exc).__name__)
+            self._session = None
+        if _litellm is not None:
+            try:
+                from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+                await GLOBAL_LOGGING_WORKER.stop(discard_pending=True, timeout=2)
+            except Exception as exc:  # noqa: BLE001 - best effort at shutdown
+                if self.log:
+                    self.log.debug("SecureLLM: litellm logging worker stop: %s", type(exc).__name__)

@@ -1,0 +1,149 @@
+"""Typed, frozen inputs of the broker: `ModelConfig` (built once at start-up) and `ChatRequest` (per call).
+
+Why frozen: after start-up nothing a request does can change where a model's key goes, and after
+validation nothing later in the pipeline can slip a parameter past the checks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from ..vault.errors import VaultConfigError
+from ..vault.paths import candidate_paths
+from .egress import PROVIDER_DEFAULT_HOSTS, provider_of, split_host
+from .errors import BrokerError
+
+ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
+
+# OpenAI chat parameters a caller may set, with a type check each. Anything else is refused:
+# litellm accepts api_base, base_url, api_key, extra_headers, callbacks, mock_response...
+# and any of those would let a caller redirect or observe the key.
+_NUM = (int, float)
+PARAMS: Mapping[str, tuple] = MappingProxyType({
+    "temperature": _NUM, "top_p": _NUM, "presence_penalty": _NUM, "frequency_penalty": _NUM,
+    "max_tokens": (int,), "max_completion_tokens": (int,), "n": (int,), "seed": (int,),
+    "stop": (str, list), "response_format": (dict,), "tools": (list,), "tool_choice": (str, dict),
+    "user": (str,), "stream_options": (dict,), "logit_bias": (dict,), "logprobs": (bool,),
+    "top_logprobs": (int,), "parallel_tool_calls": (bool,),
+})
+RESERVED = frozenset({"model", "messages", "stream", "api_base"})
+MAX_MESSAGES = 2000
+
+MODEL_KEYS_REQUIRED = ("model", "secret_path", "secret_key")
+MODEL_KEYS_OPTIONAL = ("api_base", "allow_http")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """One entry of `c.SecureLLM.models`, checked. `host`/`port` are where its key may travel."""
+
+    alias: str
+    model: str
+    secret_path: str
+    secret_key: str
+    api_base: str = ""
+    allow_http: bool = False
+
+    @property
+    def endpoint(self) -> tuple[str, int | None]:
+        """(host, port) of the configured api_base, or the provider's official host (port None)."""
+        if self.api_base:
+            return split_host(self.api_base)
+        return PROVIDER_DEFAULT_HOSTS.get(provider_of(self.model) or "", ""), None
+
+    @classmethod
+    def from_trait(cls, alias: Any, value: Any) -> "ModelConfig":
+        """Build from one `models` entry; ValueError names the entry and what is wrong."""
+        if not isinstance(alias, str) or not alias or "/" in alias:
+            raise ValueError(f"alias {alias!r} must be a non-empty string without '/'.")
+        where = f"[{alias!r}]"
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: must be a dict with keys {', '.join(MODEL_KEYS_REQUIRED)}.")
+        for k in MODEL_KEYS_REQUIRED:
+            if not isinstance(value.get(k), str) or not value[k]:
+                raise ValueError(f"{where}: {k!r} is required and must be a non-empty string.")
+        extra = set(value) - set(MODEL_KEYS_REQUIRED) - set(MODEL_KEYS_OPTIONAL)
+        if extra:
+            raise ValueError(f"{where}: unknown key(s) {sorted(extra)}; allowed: "
+                             f"{list(MODEL_KEYS_REQUIRED + MODEL_KEYS_OPTIONAL)}.")
+        if "allow_http" in value and not isinstance(value["allow_http"], bool):
+            raise ValueError(f"{where}: 'allow_http' must be True or False.")
+        api_base = value.get("api_base") or ""
+        if not isinstance(api_base, str):
+            raise ValueError(f"{where}: 'api_base' must be a URL string.")
+        try:
+            candidate_paths(value["secret_path"], None if "{user}" not in value["secret_path"] else "u")
+        except VaultConfigError as exc:
+            raise ValueError(f"{where}: secret_path: {exc}.") from None
+        cfg = cls(alias=alias, model=value["model"], secret_path=value["secret_path"],
+                  secret_key=value["secret_key"], api_base=api_base, allow_http=bool(value.get("allow_http")))
+        try:
+            host, port = cfg.endpoint
+        except ValueError as exc:
+            raise ValueError(f"{where}: api_base {exc}.") from None
+        if not host:
+            raise ValueError(f"{where}: no api_base and the provider of {cfg.model!r} has no known host; "
+                             "set api_base.")
+        return cfg
+
+    def check_transport(self) -> None:
+        """ValueError unless the key travels over https, or plain http was allowed for this model."""
+        if self.api_base.lower().startswith("http://") and not self.allow_http:
+            host, port = self.endpoint
+            label = f"{host}:{port}" if port else host
+            raise ValueError(
+                f"[{self.alias!r}]: api_base is plain http: the key would travel unencrypted, and any process on "
+                f"this machine that binds {label} while the model server is down would receive it. Use "
+                "https, or set \"allow_http\": True for a local endpoint you trust (docs/broker.md).")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A validated chat/completions body: the model alias, messages, stream flag and allowed params."""
+
+    model: ModelConfig
+    messages: tuple
+    stream: bool = False
+    api_base: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_body(cls, body: Any, models: Mapping[str, ModelConfig]) -> "ChatRequest":
+        """Check a body; raise BrokerError (400, or 404 for an unknown alias) with one sentence."""
+        if not isinstance(body, dict):
+            raise BrokerError("invalid_request", "The request body must be a JSON object.")
+        alias = body.get("model")
+        if not isinstance(alias, str) or not alias:
+            raise BrokerError("invalid_request", "Field 'model' is required and must be a model alias string.")
+        if alias not in models:
+            known = ", ".join(sorted(models)) or "none configured"
+            raise BrokerError("not_found", f"Unknown model alias {alias!r}; available: {known}.")
+        msgs = body.get("messages")
+        if not isinstance(msgs, list) or not msgs or len(msgs) > MAX_MESSAGES:
+            raise BrokerError("invalid_request",
+                              f"Field 'messages' must be a non-empty list (at most {MAX_MESSAGES} messages).")
+        for i, m in enumerate(msgs):
+            if not isinstance(m, dict) or m.get("role") not in ROLES:
+                raise BrokerError("invalid_request",
+                                  f"messages[{i}] must be an object with a role among {sorted(ROLES)}.")
+            c = m.get("content")
+            if c is not None and not isinstance(c, (str, list)):
+                raise BrokerError("invalid_request", f"messages[{i}].content must be a string, a list of parts or null.")
+        if "stream" in body and not isinstance(body["stream"], bool):
+            raise BrokerError("invalid_request", "Field 'stream' must be true or false.")
+        if "api_base" in body and not isinstance(body["api_base"], (str, type(None))):
+            raise BrokerError("invalid_request", "Field 'api_base' must be a string.")
+        params = {}
+        for k, v in body.items():
+            if k in RESERVED:
+                continue
+            if k not in PARAMS:
+                raise BrokerError("invalid_request",
+                                  f"Parameter {k!r} is not accepted by the broker; allowed: {', '.join(sorted(PARAMS))}.")
+            types = PARAMS[k]
+            if isinstance(v, bool) and bool not in types or not isinstance(v, types):
+                raise BrokerError("invalid_request", f"Parameter {k!r} has the wrong type ({type(v).__name__}).")
+            params[k] = v
+        return cls(model=models[alias], messages=tuple(msgs), stream=bool(body.get("stream")),
+                   api_base=body.get("api_base"), params=MappingProxyType(params))

@@ -269,19 +269,24 @@ class BatchGuard:
         import time
 
         read_lines = self._fd_lines()
+        watch_code = getattr(type(self.stream)._watch_pipe_fd, "__code__", None)
         deadline = time.monotonic() + timeout
+        settled = 0
         while time.monotonic() < deadline:
             pending = array.array("i", [0])
             try:
                 fcntl.ioctl(fid, termios.FIONREAD, pending)
             except OSError:
                 return
-            if pending[0] == 0:
-                frame = sys._current_frames().get(thread.ident)
-                watch_code = getattr(type(self.stream)._watch_pipe_fd, "__code__", None)
-                if frame is None or not read_lines or (frame.f_code is watch_code and frame.f_lineno in read_lines):
-                    return
-            time.sleep(0.0005)
+            frame = sys._current_frames().get(thread.ident)
+            idle = pending[0] == 0 and (frame is None or not read_lines or
+                                        (frame.f_code is watch_code and frame.f_lineno in read_lines))
+            # twice, with a sleep between: a thread that has just returned from os.read() with data waits
+            # for the GIL while still showing the read line; the sleep hands it the GIL
+            settled = settled + 1 if idle else 0
+            if settled >= 2:
+                return
+            time.sleep(0.001)
 
     def drain(self):
         self._settle_fd_pipe()

@@ -92,7 +92,7 @@ class DemoStack:
     """OpenBao dev server + stand-in provider + Jupyter server, all on 127.0.0.1."""
 
     def __init__(self, workdir: str | os.PathLike | None = None, *, port: int = 8888, app: str = "lab",
-                 notebook: str = "quickstart.ipynb", quiet: bool = False):
+                 notebook: str = "quickstart.ipynb", quiet: bool = False, extra_config: dict | None = None):
         self._own = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="securellm-demo-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -100,6 +100,7 @@ class DemoStack:
         self.app = app  # "lab" for people, "server" for tests
         self.notebook = notebook
         self.quiet = quiet
+        self.extra_config = extra_config or {}  # {"LabApp": {...}, "SecureLLM": {...}}: more config (tests)
         self.jupyter_token = secrets.token_urlsafe(24)
         self.procs: list[subprocess.Popen] = []
         self.bao = None  # testing.openbao.OpenBao
@@ -166,6 +167,7 @@ class DemoStack:
         lines = ["# Written by `make demo` for this run only.", "c = get_config()  # noqa",
                  "c.ServerApp.jpserver_extensions = {'jupyter_securellm': True}"]
         lines += [f"c.SecureLLM.{k} = {v!r}" for k, v in cfg.items()]  # Python literals (True, not true)
+        lines += [f"c.{cls}.{k} = {v!r}" for cls, traits in self.extra_config.items() for k, v in traits.items()]
         path = self.workdir / "jupyter_server_config.py"
         path.write_text("\n".join(lines) + "\n")
         return path

@@ -208,7 +208,8 @@ class SecureLLM(ExtensionApp):
     ).tag(config=True)
     save_hook_text_extensions = List(
         Unicode(), default_value=[".py", ".md", ".env", ".json", ".txt", ".yaml", ".yml", ".cfg", ".ini", ".toml"],
-        help="File name endings of text files scanned on save like notebooks (e.g. '.env' also matches 'prod.env').",
+        help="Every file saved as text is scanned on save, whatever its name; files saved as base64 (uploads) "
+             "whose names end with one of these are decoded and scanned too (e.g. '.env' also matches 'prod.env').",
     ).tag(config=True)
 
     # -------------------------------------------------------------------------------------------
@@ -542,6 +543,7 @@ class SecureLLM(ExtensionApp):
             url_getter=lambda: self.broker_url or self._default_broker_url(), user=self.owner, log=self.log,
         )
         launch.on_token = broker.remember_secret
+        launch.output_relay = kernels.KernelOutputRelay(self.redactor)
         kernels.install(mkm, launch)
         from .terminals import install as install_terminal_env  # terminals: same sanitizer as kernels
 

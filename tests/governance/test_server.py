@@ -84,7 +84,7 @@ def jp_server_config(openbao, provider, gov_dir, securellm_extra, tmp_path):
 @pytest.fixture
 def api(jp_fetch):
     async def call(path, body=None, *, auth=True):
-        kw = {"method": "POST" if body is not None else "GET", "raise_error": False,
+        kw = {"method": "POST" if body is not None else "GET", "raise_error": False, "request_timeout": 180,
               "headers": {} if auth else {"Authorization": ""}}
         if body is not None:
             kw["body"] = json.dumps(body)

@@ -40,8 +40,13 @@ def broker_auth(method):
         try:
             token = self.request.headers.get(TOKEN_HEADER)
             if token is not None:
-                principal = self.settings["jupyter_securellm_kernel_tokens"].check(token)
+                tokens = self.settings["jupyter_securellm_kernel_tokens"]
+                principal = tokens.check(token)
                 if principal is None:
+                    gone = tokens.revoked(token)
+                    governance = self.settings.get("jupyter_securellm_governance")
+                    if gone is not None and governance is not None:  # a copied token outlived its kernel
+                        governance.stale_token(gone.user, gone.kernel_id)
                     raise BrokerError("unauthorized", "The kernel token is invalid or revoked; "
                                                       "restart the kernel to get a fresh one.")
                 app = self.settings["jupyter_securellm_app"]
@@ -254,10 +259,25 @@ class ScanHandler(BaseHandler):
         self.finish(json.dumps(result))
 
 
+class MetricsHandler(BaseHandler):
+    """Prometheus text format (prometheus-client), authenticated like every broker endpoint."""
+
+    @broker_auth
+    async def get(self):
+        governance = self.settings.get("jupyter_securellm_governance")
+        if governance is None:
+            raise BrokerError("not_found", "Metrics are not available on this server.")
+        metrics = governance.gov.metrics
+        self.set_header("Content-Type", metrics.content_type)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(metrics.render())
+
+
 default_handlers = [
     (rf"/{PREFIX}/chat/completions", ChatCompletionsHandler),
     (rf"/{PREFIX}/models", ModelsHandler),
     (rf"/{PREFIX}/status", StatusHandler),
     (rf"/{PREFIX}/secrets/get", SecretsGetHandler),
     (rf"/{PREFIX}/scan", ScanHandler),
+    (rf"/{PREFIX}/metrics", MetricsHandler),
 ]

@@ -29,7 +29,7 @@ def broker_auth(method):
     async def as_owner(self, *args, **kwargs):
         # only reached once Jupyter auth passed: then ask the Hub for the owner's groups
         app = self.settings["jupyter_securellm_app"]
-        self.caller = Caller(user=app.owner, groups=await app.caller_groups())
+        self.caller = Caller(user=app.owner, groups=await app.caller_groups(), source_addr=self.request.remote_ip)
         return await method(self, *args, **kwargs)
 
     jupyter_auth = web.authenticated(authorized(resource=AUTH_RESOURCE)(as_owner))
@@ -54,7 +54,7 @@ def broker_auth(method):
                     raise BrokerError("unauthorized", "This kernel token was sent by another Unix user's process; "
                                                       "kernel tokens work only from the kernel they were issued to.")
                 self.caller = Caller(user=principal.user, kernel_id=principal.kernel_id,
-                                     groups=await app.caller_groups())
+                                     groups=await app.caller_groups(), source_addr=self.request.remote_ip)
                 return await method(self, *args, **kwargs)
             self.caller = Caller(user=self.settings["jupyter_securellm_app"].owner)
             return await jupyter_auth(self, *args, **kwargs)

@@ -219,6 +219,7 @@ def shot(page, name: str) -> Path:
     """Save a screenshot of the page as ``<artifacts>/<name>.png``."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    page.wait_for_timeout(800)  # let notifications finish sliding in (the picture only; asserts never wait)
     page.screenshot(path=str(path))
     return path
 

@@ -112,6 +112,11 @@ def test_scan_marks_the_cell_and_redact_now_cleans_the_file(lab_page, lab_server
     for t in (key, token):
         assert t not in toast.inner_text() and t not in badge.get_attribute("aria-label")
     lab_page.shot("03-scan-marked")
+    # the command is in the notebook's context menu too
+    cell(lab_page, 1).click(button="right")
+    menu = lab_page.locator(".lm-Menu").last
+    assert menu.locator(".lm-Menu-itemLabel", has_text="Scan notebook for secrets").count() == 1
+    lab_page.keyboard.press("Escape")
 
     # an unsaved edit elsewhere, then "Redact now"
     cell(lab_page, 1).locator(".cm-content").click()

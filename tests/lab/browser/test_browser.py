@@ -151,7 +151,7 @@ def test_save_with_a_key_in_an_output_is_scrubbed_and_says_so(lab_page, lab_serv
     lab_page.keyboard.type("  # edit")
     lab_page.keyboard.press("Escape")
     lab_page.save_notebook()
-    toast = lab_page.wait_for_toast("Saved output.ipynb with 1 secret redacted")
+    toast = lab_page.wait_for_toast("Saved output.ipynb: 1 secret redacted on disk")
     assert "cell 1 (anthropic-api-key)" in toast.inner_text() and key not in toast.inner_text()
     assert key not in path.read_text() and "[REDACTED:anthropic-api-key]" in path.read_text()
     # the open notebook still shows the value: its cell is marked, and "Redact now" is offered

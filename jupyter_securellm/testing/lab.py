@@ -265,6 +265,13 @@ if pytest is not None:
         finally:
             server.stop()
 
+    def _release_loop() -> None:
+        """Playwright's sync API leaves its own asyncio loop marked as running between calls; pytest-jupyter's
+        autouse `jp_asyncio_loop` would then pick that loop up and close it. Unmark it after our calls."""
+        import asyncio
+
+        asyncio._set_running_loop(None)
+
     @pytest.fixture(scope="module")
     def lab_browser():
         from playwright.sync_api import sync_playwright
@@ -272,12 +279,14 @@ if pytest is not None:
         pw = sync_playwright().start()
         try:
             browser = launch_chromium(pw)
+            _release_loop()
             try:
                 yield browser
             finally:
                 browser.close()
         finally:
             pw.stop()
+            _release_loop()
 
     class _Page:
         """A Playwright page plus the helpers above bound to it."""
@@ -317,3 +326,4 @@ if pytest is not None:
                 shot(page, f"FAILED-{request.node.name}")
         finally:
             context.close()
+            _release_loop()

@@ -26,7 +26,7 @@ def kernel(tmp_path_factory):
     import os
     import sys
 
-    from tests.kernel.conftest import Kernel
+    from jupyter_securellm.testing.kernels import Kernel
 
     tmp = tmp_path_factory.mktemp("order")
     secret = "pw-" + pysecrets.token_urlsafe(24)

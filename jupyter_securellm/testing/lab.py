@@ -4,7 +4,11 @@ Playwright (``executable_path=/usr/bin/chromium``; no browser is ever downloaded
 
 Use it from a test folder's conftest.py::
 
-    from jupyter_securellm.testing.lab import lab_browser, lab_page, lab_server  # noqa: F401
+    from jupyter_securellm.testing.lab import (lab_browser, lab_no_asyncio_loop, lab_no_server_cleanup,  # noqa: F401
+                                               lab_page, lab_server)
+
+(``lab_no_asyncio_loop`` and ``lab_no_server_cleanup`` switch off pytest-jupyter's autouse asyncio loop there;
+it fights Playwright's synchronous API.)
 
 - ``lab_server`` (module scope): one JupyterLab per test module, stopped at the end of the module. A module
   changes it with module-scoped fixtures of its own: ``lab_server_config`` (extra traitlets config, e.g.
@@ -265,12 +269,18 @@ if pytest is not None:
         finally:
             server.stop()
 
-    def _release_loop() -> None:
-        """Playwright's sync API leaves its own asyncio loop marked as running between calls; pytest-jupyter's
-        autouse `jp_asyncio_loop` would then pick that loop up and close it. Unmark it after our calls."""
-        import asyncio
+    @pytest.fixture(name="jp_asyncio_loop")
+    def lab_no_asyncio_loop():
+        """Replaces pytest-jupyter's autouse `jp_asyncio_loop` where browser tests run: Playwright's sync API
+        keeps its own loop marked as running, and that fixture would pick it up and close it. Import it
+        into a browser test folder's conftest (``from jupyter_securellm.testing.lab import lab_no_asyncio_loop``)."""
+        yield None
 
-        asyncio._set_running_loop(None)
+    @pytest.fixture(name="jp_server_cleanup")
+    def lab_no_server_cleanup():
+        """Replaces pytest-jupyter's autouse in-process server cleanup (no in-process server here: JupyterLab
+        runs in its own process, stopped by `lab_server`)."""
+        yield None
 
     @pytest.fixture(scope="module")
     def lab_browser():
@@ -279,14 +289,12 @@ if pytest is not None:
         pw = sync_playwright().start()
         try:
             browser = launch_chromium(pw)
-            _release_loop()
             try:
                 yield browser
             finally:
                 browser.close()
         finally:
             pw.stop()
-            _release_loop()
 
     class _Page:
         """A Playwright page plus the helpers above bound to it."""
@@ -326,4 +334,3 @@ if pytest is not None:
                 shot(page, f"FAILED-{request.node.name}")
         finally:
             context.close()
-            _release_loop()

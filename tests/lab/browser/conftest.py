@@ -6,6 +6,8 @@ import pytest
 
 from jupyter_securellm.testing.lab import (  # noqa: F401
     lab_browser,
+    lab_no_asyncio_loop,
+    lab_no_server_cleanup,
     lab_page,
     lab_server,
     lab_server_config,

@@ -178,6 +178,11 @@ class _SSEWriter:
     def __init__(self, handler):
         self.handler = handler
         self._loop = asyncio.get_running_loop()
+        # Each event is a small write: without TCP_NODELAY, Nagle holds it until the previous one is
+        # ACKed, and a client's delayed ACK makes that ~40 ms per hop (tornado resets it on finish).
+        stream = getattr(handler.request.connection, "stream", None)
+        if stream is not None:
+            stream.set_nodelay(True)
         self._scheduled = False
         self._flushing = None
 

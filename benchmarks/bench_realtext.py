@@ -73,17 +73,26 @@ def gitleaks_binary() -> str | None:
 
 
 def gitleaks(root: Path, binary: str):
+    """gitleaks' default config skips any path through `site-packages`, so it scans a copy of the same
+    text files (the files `ours` scans, nothing else) under a neutral directory name."""
     with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "corpus"
+        for path, data in text_files(root):
+            dest = copy / path.relative_to(root)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
         report = Path(tmp) / "report.json"
         t = time.perf_counter()
         subprocess.run(
-            [binary, "dir", str(root), "--report-format", "json", "--report-path", str(report), "--no-banner",
+            [binary, "dir", str(copy), "--report-format", "json", "--report-path", str(report), "--no-banner",
              "--exit-code", "0", "--max-target-megabytes", str(_MAX_FILE // 1_000_000), "--redact"],
             check=True, capture_output=True,
         )
         elapsed = time.perf_counter() - t
         items = json.loads(report.read_text() or "[]")
-    return [{"file": i.get("File", ""), "line": i.get("StartLine"), "rule": i.get("RuleID")} for i in items], elapsed
+    prefix = str(copy) + "/"
+    return [{"file": i.get("File", "").replace(prefix, ""), "line": i.get("StartLine"), "rule": i.get("RuleID")}
+            for i in items], elapsed
 
 
 def main(argv=None) -> int:
@@ -115,6 +124,13 @@ def main(argv=None) -> int:
     print("\n| file | line | rule |\n|---|---|---|")
     for f in found:
         print(f"| {f['file']} | {f['line']} | {f['rule']} |")
+    if binary:
+        print("\ngitleaks, by rule:")
+        counts: dict[str, int] = {}
+        for f in result["gitleaks"]["items"]:
+            counts[f["rule"]] = counts.get(f["rule"], 0) + 1
+        for rule, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            print(f"  {n:5d}  {rule}")
     return 0
 
 

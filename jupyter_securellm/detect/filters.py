@@ -136,7 +136,10 @@ def inside_base64_payload(text: str, start: int, lookback: int = 4096) -> bool:
 
 # -- filters found on real text (site-packages: code and docs no one here wrote; see docs/detection.md) --
 
-_CODE_SEPARATORS = re.compile(r"[._\-/:]")
+_CODE_SEPARATORS = re.compile(r"[._\-/:=]")
+#: A word in a name, a little looser than `_SEGMENT`: `Ed` of Ed25519, a final capital (`TokenW`).
+_CODE_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+_CODE_SEGMENT = re.compile(r"[A-Z]?(?:[A-Z]?[a-z]+|[A-Z]{2,}(?![a-z]))+[A-Z]?|[A-Z]")
 _DIGIT_RUN = re.compile(r"[0-9]+")
 
 
@@ -153,15 +156,18 @@ def looks_like_code(value: str) -> bool:
     parts = [p for p in _CODE_SEPARATORS.split(value) if p]
     if len(parts) < 2:  # one run of letters and digits: too easily random (`b2zrcPmdNFQK3794pgZ...`)
         return False
-    letters = 0
+    words: list[str] = []
     for part in parts:
         if len(_DIGIT_RUN.findall(part)) > 2:
             return False
         stripped = _DIGIT_RUN.sub("", part)
-        if stripped and not _SEGMENT.fullmatch(stripped):
+        if stripped and not _CODE_SEGMENT.fullmatch(stripped):
             return False
-        letters += len(stripped)
-    return letters >= len(value) // 2
+        words += _CODE_WORD.findall(stripped)
+    # names are made of words; random text cut at its capitals gives mostly one- and two-letter pieces
+    if not words or sum(map(len, words)) < 3.5 * len(words):
+        return False
+    return sum(len(w) <= 2 for w in words) * 2 <= len(words)
 
 
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")

@@ -224,7 +224,7 @@ class Scanner:
                 return False
         if rule.reject_code and filters.looks_like_code(secret):
             return False
-        if rule.loose_shape:
+        if rule.generic or rule.loose_shape:
             # the shape proves little: what real code and docs put in such places (see docs/detection.md)
             if filters.looks_like_code(secret) or filters.is_timestamp(secret):
                 return False

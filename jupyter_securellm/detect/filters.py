@@ -136,7 +136,7 @@ def inside_base64_payload(text: str, start: int, lookback: int = 4096) -> bool:
 
 # -- filters found on real text (site-packages: code and docs no one here wrote; see docs/detection.md) --
 
-_CODE_SEPARATORS = re.compile(r"[._\-/:=]")
+_CODE_SEPARATORS = re.compile(r"[._\-/:=+]")
 #: A word in a name, a little looser than `_SEGMENT`: `Ed` of Ed25519, a final capital (`TokenW`).
 _CODE_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _CODE_SEGMENT = re.compile(r"[A-Z]?(?:[A-Z]?[a-z]+|[A-Z]{2,}(?![a-z]))+[A-Z]?|[A-Z]")
@@ -153,9 +153,9 @@ def looks_like_code(value: str) -> bool:
     """
     if looks_like_identifier(value):
         return True
+    if "(" in value and ")" in value:  # `),$?Re.createElement(`: an expression
+        return True
     parts = [p for p in _CODE_SEPARATORS.split(value) if p]
-    if len(parts) < 2:  # one run of letters and digits: too easily random (`b2zrcPmdNFQK3794pgZ...`)
-        return False
     words: list[str] = []
     for part in parts:
         if len(_DIGIT_RUN.findall(part)) > 2:
@@ -164,10 +164,11 @@ def looks_like_code(value: str) -> bool:
         if stripped and not _CODE_SEGMENT.fullmatch(stripped):
             return False
         words += _CODE_WORD.findall(stripped)
-    # names are made of words; random text cut at its capitals gives mostly one- and two-letter pieces
-    if not words or sum(map(len, words)) < 3.5 * len(words):
-        return False
-    return sum(len(w) <= 2 for w in words) * 2 <= len(words)
+    # names are made of words; random text cut at its capitals gives mostly one- and two-letter pieces.
+    # One part alone (`SeAssignPrimaryTokenPrivilege`) must look more clearly like words than several.
+    if len(parts) >= 2:
+        return bool(words) and sum(map(len, words)) >= 3.3 * len(words) and sum(len(w) <= 2 for w in words) * 2 <= len(words)
+    return len(words) >= 3 and sum(map(len, words)) >= 4.0 * len(words) and sum(len(w) <= 2 for w in words) * 3 <= len(words)
 
 
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")

@@ -63,8 +63,10 @@ class Broker:
         if action == "secret":
             return await self.get_user_secret(caller, body)
         if action == "models":
+            await self._authorize_only(caller, "models")
             return self.list_models()
         if action == "status":
+            await self._authorize_only(caller, "status")
             return await self.status(caller, (body or {}).get("version", ""))
         raise BrokerError("not_found", f"Unknown broker action {action!r}.")
 
@@ -97,15 +99,21 @@ class Broker:
         return self._chunks(call, reservations, chunks)
 
     async def _chunks(self, call: Call, reservations: list, chunks) -> AsyncIterator[dict]:
-        last, error = None, None
+        last, error, streamed = None, None, 0
         try:
             async for chunk in chunks:
                 last = chunk
+                for choice in chunk.get("choices") or ():  # what was streamed: settles a cut stream
+                    text = (choice.get("delta") or {}).get("content")
+                    if isinstance(text, str):
+                        streamed += len(text)
                 yield chunk
         except BaseException as exc:
             error = exc
             raise
         finally:
+            if usage_of(last) is None:  # no usage chunk (the stream was cut, or the provider sends none)
+                last = {"usage": {"streamed_chars": streamed}}
             await self._finish(call, reservations, last, error)
 
     def _call_for(self, caller: Caller, body: Any) -> Call:
@@ -125,6 +133,12 @@ class Broker:
         for g in self.governors:
             reservations.append((g, await g.reserve(call)))
         return call, messages, params, api_base
+
+    async def _authorize_only(self, caller: Caller, action: str) -> None:
+        """`models` and `status` are decided by the governors too (policy); nothing to reserve or settle."""
+        call = Call(caller, action, None)
+        for g in self.governors:
+            await g.authorize(call)
 
     async def _finish(self, call: Call, reservations: list, answer, error) -> None:
         """Settle every reservation, then record the call; reverse governor order; never raises."""
@@ -182,8 +196,18 @@ class Broker:
             "sealed": vs.get("sealed") if isinstance(vs.get("sealed"), bool) else None,
             "auth_method": str(vs.get("auth_method", "")),
         }
-        return {"broker": "ok", "version": version, "user": caller.user, "vault": vault,
+        body = {"broker": "ok", "version": version, "user": caller.user, "vault": vault,
                 "models": sorted(self.models), "budget": None, "alerts": []}
+        for g in self.governors:  # governors that keep budgets or alerts fill `budget` and `alerts`
+            fields = getattr(g, "status_fields", None)
+            if fields is not None:
+                try:
+                    body.update(await fields(caller))
+                except Exception as exc:  # noqa: BLE001 - status never fails
+                    if self.log:
+                        self.log.warning("SecureLLM: status fields of %s failed: %s", type(g).__name__,
+                                         type(exc).__name__)
+        return body
 
     def remember_secret(self, value: str, provider_key: bool = False) -> None:
         """Register a secret with the redactor (and the DLP scanner) once."""

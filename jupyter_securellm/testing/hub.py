@@ -343,6 +343,19 @@ class HubStack:
         return HubKernel(self, user)
 
     # -- teardown ------------------------------------------------------------------------------------------
+    def _stop_proxy(self) -> None:
+        """The Hub stops the proxy it started; if the Hub died first, stop it here (it runs in its own session)."""
+        pid = _proxy_pid(self.dir)
+        if pid is None:
+            return
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"configurable-http-proxy" not in f.read() or os.readlink(f"/proc/{pid}/cwd") != str(self.dir):
+                    return  # the pid was reused by something else
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             for name in self.user_names:  # stop user servers through the Hub, then the Hub (and its proxy)
@@ -356,6 +369,7 @@ class HubStack:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
+        self._stop_proxy()
         for u in list(self.users.values()):
             _kill_uid(u.uid)
             subprocess.run(["userdel", "--remove", u.name], capture_output=True)
@@ -374,6 +388,13 @@ class HubStack:
                 except Exception:  # noqa: BLE001 - best effort; the OpenBao dir goes away anyway
                     pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _proxy_pid(directory: Path) -> int | None:
+    try:
+        return int((directory / "jupyterhub-proxy.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _group_exists(name: str) -> bool:

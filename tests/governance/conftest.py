@@ -1,8 +1,6 @@
 """Governance tests: pure library code (policy, budget, audit, alerts) against real parts.
 
-Real OpenBao (transit signing) and a real PostgreSQL cluster come from jupyter_securellm.testing.
+Real OpenBao (transit signing; the session `openbao`), a real PostgreSQL cluster (`postgres`,
+`postgres_url`) and a real Jupyter server for test_server.py (pytest-jupyter's `jp_serverapp`,
+`jp_fetch`) come from the plugins registered in tests/conftest.py.
 """
-from __future__ import annotations
-
-from jupyter_securellm.testing.pytest_plugin import openbao, openbao_factory  # noqa: F401
-from jupyter_securellm.testing.postgres import postgres, postgres_url  # noqa: F401,E402

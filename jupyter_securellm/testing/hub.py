@@ -307,7 +307,7 @@ class HubStack:
             args = ["--SecureLLM.broker_mode=hub-service", f"--SecureLLM.hub_service_name={SERVICE}",
                     f"--SecureLLM.hub_service_url={self.service_direct_url}"]
         else:  # tier 2 on a Hub: each server runs the broker, with a Vault token of its own user
-            su.update(self.securellm_config(), vault_token_path="~/.vault-token")
+            su.update(self.securellm_config(), vault_token_path="~/.vault-token", **self.broker_extra)
             for name in self.user_names:
                 tok = self.bao.create_token([vault["policy"]], ttl="2h")["client_token"]
                 self._write_owned(self.users[name], ".vault-token", tok)

@@ -73,8 +73,8 @@ class Broker:
         call = self._call_for(caller, body)
         reservations, answer, error = [], None, None
         try:
-            call, messages, params, api_base = await self._admit(call, reservations)
-            resp = await self.provider.call(call.request.model, api_base, messages, params, False, caller.user)
+            call, messages, params, (api_base, host) = await self._admit(call, reservations)
+            resp = await self.provider.call(call.request.model, api_base, host, messages, params, False, caller.user)
             answer = self.answers.redact_obj(resp.model_dump())
             return answer
         except BrokerError as exc:
@@ -88,20 +88,27 @@ class Broker:
         call = self._call_for(caller, body)
         reservations: list = []
         try:
-            call, messages, params, api_base = await self._admit(call, reservations)
-            resp = await self.provider.call(call.request.model, api_base, messages, params, True, caller.user)
+            call, messages, params, (api_base, host) = await self._admit(call, reservations)
+            resp = await self.provider.call(call.request.model, api_base, host, messages, params, True, caller.user)
+            chunks = self.answers.stream(resp, call.model, self.provider.request_timeout)
+            # the first chunk before any byte is answered: a stream that fails at once (some clients
+            # only connect on the first read) gets a plain HTTP error, not a 200 with an error event
+            first = await chunks.__anext__()
+        except StopAsyncIteration:
+            first = None
         except BaseException as exc:
             await self._finish(call, reservations, None, exc)
             raise
-        chunks = self.answers.stream(resp, call.model, self.provider.request_timeout)
-        return self._chunks(call, reservations, chunks)
+        return self._chunks(call, reservations, first, chunks)
 
-    async def _chunks(self, call: Call, reservations: list, chunks) -> AsyncIterator[dict]:
-        last, error = None, None
+    async def _chunks(self, call: Call, reservations: list, first, chunks) -> AsyncIterator[dict]:
+        last, error = first, None
         try:
-            async for chunk in chunks:
-                last = chunk
-                yield chunk
+            if first is not None:
+                yield first
+                async for chunk in chunks:
+                    last = chunk
+                    yield chunk
         except BaseException as exc:
             error = exc
             raise
@@ -119,12 +126,12 @@ class Broker:
             await g.authorize(call)
         req = call.request
         messages, params, findings = self.dlp.check(req.messages, req.params)
-        api_base, _host = endpoint_for(req.model, self.allowed_hosts, req.api_base)
+        endpoint = endpoint_for(req.model, self.allowed_hosts, req.api_base)
         if findings:
             call = replace(call, findings=tuple((f["rule_id"], f["fingerprint"]) for f in findings))
         for g in self.governors:
             reservations.append((g, await g.reserve(call)))
-        return call, messages, params, api_base
+        return call, messages, params, endpoint
 
     async def _finish(self, call: Call, reservations: list, answer, error) -> None:
         """Settle every reservation, then record the call; reverse governor order; never raises."""

@@ -132,12 +132,11 @@ class ProviderClient:
         return _litellm
 
     def _egress_session(self, litellm) -> None:
-        """Transport-level egress guard for litellm's OpenAI-compatible clients.
+        """The pooled client of litellm's OpenAI-compatible calls (`litellm.aclient_session`).
 
-        The pre-call check covers the configured endpoint; this covers what happens on the wire:
-        redirects are not followed (the SDK would follow a 307 to any host, prompt included) and
-        every request's host is checked against `allowed_hosts` before it is sent. One client
-        per event loop, since httpx connection pools are loop-bound.
+        No redirects, a host check per request (as egress_scope does for every client), and the
+        quick-ACK transport (server/transport.py: the broker must not depend on the provider's
+        socket options). One client per event loop, since httpx connection pools are loop-bound.
         """
         loop = asyncio.get_running_loop()
         if self._session is None or self._session_loop is not loop:
@@ -149,19 +148,17 @@ class ProviderClient:
                 if not host_allowed(request.url.host, request.url.port, allowed):
                     raise EgressViolation(f"SecureLLM egress guard: {request.url.host} is not in allowed_hosts")
 
-            kwargs = {}
-            try:  # litellm's own (aiohttp-backed) transport and SSL settings, as its default client uses
-                from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, get_ssl_configuration
+            from .transport import QuickAckTransport
 
-                ssl_config = get_ssl_configuration()
-                kwargs["verify"] = ssl_config
-                kwargs["transport"] = AsyncHTTPHandler.create_async_transport(
-                    ssl_context=ssl_config if not isinstance(ssl_config, bool) else None,
-                    ssl_verify=ssl_config if isinstance(ssl_config, bool) else None)
-            except Exception as exc:  # noqa: BLE001 - older/newer litellm: plain httpx transport, same guard
+            try:  # litellm's own SSL settings (CA bundle, ssl_verify), as its default client uses
+                from litellm.llms.custom_httpx.http_handler import get_ssl_configuration
+
+                verify = get_ssl_configuration()
+            except Exception as exc:  # noqa: BLE001 - older/newer litellm: httpx's default verification
                 if self.log:
-                    self.log.debug("SecureLLM: litellm transport unavailable (%s); using httpx's", type(exc).__name__)
-                kwargs = {}
+                    self.log.debug("SecureLLM: litellm SSL settings unavailable (%s)", type(exc).__name__)
+                verify = True
+            kwargs = {"transport": QuickAckTransport(verify=verify)}
             self._session = httpx.AsyncClient(follow_redirects=False, event_hooks={"request": [guard]},
                                               timeout=httpx.Timeout(self.request_timeout), **kwargs)
             self._session_loop = loop

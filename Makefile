@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo bench install clean lint system-deps postgres-deps lock lock-upgrade doctor lab-system-deps labextension lab-test
+.PHONY: test demo bench install clean lint system-deps postgres-deps lock lock-upgrade doctor lab-system-deps labextension lab-test hub-deps bench-hub
 
 # System tools the tests drive for real: git (the git filter tests), runuser (the unprivileged-user test).
 # Installed with apt-get when missing and we are root (as on CI); otherwise named in the error.
@@ -63,7 +63,17 @@ postgres-deps:
 	    echo "installing: postgresql" >&2; apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "make: PostgreSQL server binaries missing (apt-get install postgresql)" >&2; exit 1; fi; }
 
-test: system-deps postgres-deps lab-system-deps $(STAMP) lab-test
+# JupyterHub tests (tests/hub): configurable-http-proxy from npm (nodejs/npm from apt-get when missing),
+# useradd/userdel for the real Unix users they create.
+hub-deps:
+	@command -v configurable-http-proxy >/dev/null 2>&1 && command -v useradd >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    if ! command -v npm >/dev/null 2>&1 || ! command -v useradd >/dev/null 2>&1; then \
+	      echo "installing: nodejs npm passwd" >&2; apt-get update -qq && apt-get install -y -qq nodejs npm passwd >/dev/null; fi; \
+	    echo "installing: configurable-http-proxy (npm)" >&2; npm install -g --silent configurable-http-proxy >/dev/null; \
+	  else echo "make: configurable-http-proxy missing (npm install -g configurable-http-proxy)" >&2; exit 1; fi; }
+
+test: system-deps postgres-deps lab-system-deps hub-deps $(STAMP) lab-test
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing on purpose" >&2; exit 1; fi; \
 	exit $$rc
@@ -79,6 +89,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_load.py
 	$(BIN)/python benchmarks/bench_broker.py
 	$(BIN)/python benchmarks/bench_lab.py
+
+# 10 users' kernels x 20 concurrent streams on a real JupyterHub, tier 3 vs tier 2 (root; BENCH_HUB_ARGS="--soak 600").
+bench-hub: hub-deps $(STAMP)
+	$(BIN)/python benchmarks/bench_hub.py $(BENCH_HUB_ARGS)
 
 # OpenBao dev server (AppRole for the broker) + stand-in provider + JupyterLab on 127.0.0.1.
 # Ctrl-C stops everything it started. DEMO_PORT=8899 make demo picks another JupyterLab port.

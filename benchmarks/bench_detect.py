@@ -6,7 +6,15 @@ traceback contexts, plus hard negatives) and a ~10 MB noisy file, then prints re
 the speed ratio. Targets (issue 2): known-secret redaction >= 300 MB/s, full detection >= 100 MB/s,
 >= 100x detect-secrets, recall >= 0.97, precision >= 0.98.
 
+`--scaling` prints the known-secret scaling table instead (issue 10): random 40-character values
+registered with `Redactor.add_secret` (1, 10, 100, 1,000 and 10,000 of them, each size in a fresh
+interpreter so memory is its own): time to register them all, cost of adding one more, `redact` on 3 MB
+of mixed text, `StreamRedactor.feed` per 20-character chunk, and memory. Targets: 10,000 registered in
+<= 5 s, one more in <= 20 ms, redact >= 150 MB/s and within 1.5x of one value, <= 60 us per chunk,
+<= 300 MB.
+
     python benchmarks/bench_detect.py [--size-mb 10] [--json]
+    python benchmarks/bench_detect.py --scaling [--sizes 1,10,100,1000,10000] [--json]
 """
 from __future__ import annotations
 
@@ -60,11 +68,88 @@ def detect_secrets_file(path):
     return len(list(sc))
 
 
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def scale_one(n: int) -> dict:
+    """Figures for `n` known secrets, measured in this (fresh) interpreter."""
+    import random
+    import string
+
+    rng = random.Random(n)
+    values = ["".join(rng.choice(string.ascii_letters + string.digits) for _ in range(40)) for _ in range(n + 21)]
+    text, _ = noisy_text(3_000_000, seed=2)
+    mb = len(text.encode()) / 1e6
+    r = Redactor()
+    r.redact("warm up: rules compiled (or loaded from cache) before the clock starts")
+    rss0 = _rss()
+    t0 = time.perf_counter()
+    for v in values[:n]:
+        r.add_secret(v)
+    r.redact("in effect")
+    register_s = time.perf_counter() - t0
+    memory_mb = (_rss() - rss0) / 1e6
+    adds = []
+    for v in values[n : n + 20]:
+        t = time.perf_counter()
+        r.add_secret(v)
+        r.redact("in effect")
+        adds.append(time.perf_counter() - t)
+    t, _med, _ = best_of(lambda: r.redact(text))
+    chunks = [text[i : i + 20] for i in range(0, 200_000, 20)]
+    sr = r.stream()
+    t1 = time.perf_counter()
+    for c in chunks:
+        sr.feed(c)
+    sr.flush()
+    per_chunk = (time.perf_counter() - t1) / len(chunks)
+    return {
+        "secrets": n,
+        "register_s": register_s,
+        "add_one_ms": statistics.median(adds) * 1000,
+        "redact_mb_s": mb / t,
+        "stream_us_per_chunk": per_chunk * 1e6,
+        "memory_mb": memory_mb,
+    }
+
+
+def scaling(sizes: list[int], as_json: bool) -> int:
+    import subprocess
+
+    rows = []
+    for n in sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, "--scale-one", str(n)], capture_output=True, text=True, check=True
+        ).stdout
+        rows.append(json.loads(out))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print("| known secrets | registering them all | one more | `redact`, 3 MB | `StreamRedactor.feed`, 20 chars | memory |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['secrets']:,} | {r['register_s']:.2f} s | {r['add_one_ms']:.1f} ms | {r['redact_mb_s']:.0f} MB/s "
+            f"| {r['stream_us_per_chunk']:.0f} us | {r['memory_mb']:.0f} MB |"
+        )
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=float, default=10.0, help="size of the noisy file (default 10)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--scaling", action="store_true", help="the known-secret scaling table instead")
+    ap.add_argument("--sizes", default="1,10,100,1000,10000", help="known-secret counts for --scaling")
+    ap.add_argument("--scale-one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.scale_one is not None:
+        print(json.dumps(scale_one(args.scale_one)))
+        return 0
+    if args.scaling:
+        return scaling([int(x) for x in args.sizes.split(",")], args.json)
 
     results: dict = {}
     corpus = labelled_corpus(0)

@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--python", metavar="PATH", help="interpreter for the filter (default: this one, absolute)")
             p.add_argument("--pattern", action="append", metavar="GLOB",
                            help="paths to filter (repeatable; default *.ipynb), e.g. --pattern '*.env'")
+    broker = sub.add_parser("broker", help="run the broker alone as a JupyterHub service (trust tier 3)",
+                            description="Serve the broker's REST API under /services/<name>/ for JupyterHub users, "
+                                        "authenticating every request with the Hub. Reads c.SecureLLM.* from FILE "
+                                        "(see docs/jupyterhub.md).")
+    broker.add_argument("--config", metavar="FILE", help="a .py or .json config with c.SecureLLM.* settings")
+    broker.add_argument("--ip", help="address to bind (default: the host of $JUPYTERHUB_SERVICE_URL)")
+    broker.add_argument("--port", type=int, help="port to bind (default: the port of $JUPYTERHUB_SERVICE_URL)")
     from .governance.cli import add_parsers as add_governance_parsers  # policy eval|test, audit verify|report
 
     add_governance_parsers(sub)
@@ -363,6 +370,10 @@ def main(argv=None) -> int:
             return cmd_scan(args)
         if args.command == "scrub":
             return cmd_scrub(args)
+        if args.command == "broker":
+            from .hub.service import main as broker_main
+
+            return broker_main(args.config, ip=args.ip, port=args.port)
         if args.command in ("policy", "audit"):
             from .governance.cli import run as run_governance
 

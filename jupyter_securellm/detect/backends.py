@@ -2,8 +2,9 @@
 
 Two interchangeable backends give the same findings:
 - `HyperscanBackend` compiles every rule's own pattern in Hyperscan prefilter mode (a superset of the exact
-  pattern) and reports match end offsets; known secrets compile to exact literals.
-- `PythonBackend` finds the rules' keywords with one `re` alternation and known secrets with `str.find`.
+  pattern) and reports match end offsets.
+- `PythonBackend` finds the rules' keywords with `bytes.find` over the lower-cased projection.
+Known secrets are not here: `knownset.KnownSecrets` indexes them the same way for both backends.
 Both scan text projected to one byte per character (non-ASCII -> 0x80 for Hyperscan), so offsets need no
 mapping, and rule patterns are compiled with re.ASCII so that projection is exact.
 """
@@ -18,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import known as known_mod
+from .known import SEPARATED_GATE_HS
 from .rules import LOOKAROUND_MARGIN, Rule
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,11 @@ class HsDatabase:
         self.db.scan(data, match_event_handler=handler, scratch=scratch)
 
 
+def hs_literal(value: str) -> bytes:
+    """Hyperscan expression matching `value` as projected to ASCII (non-ASCII -> 0x80)."""
+    return b"".join(b"\\x%02x" % (ord(c) if ord(c) < 128 else 0x80) for c in value)
+
+
 def project(text: str) -> bytes:
     """One byte per character: ASCII stays, everything else becomes 0x80."""
     return text.encode("ascii", "securellm-x80")
@@ -82,8 +88,12 @@ class PythonBackend:
                 owners.setdefault(kw, []).append(i)
         self._keywords = [(kw.encode("ascii"), idx) for kw, idx in owners.items()]
 
-    def rule_hits(self, text: str) -> dict[int, RuleHits]:
-        data = project(text).lower()
+    def prefilter(self, text: str, data: bytes) -> tuple[dict[int, RuleHits], None]:
+        """Rule hits, and no separated-form gate (the known-secret set runs its `re` gate itself)."""
+        return self.rule_hits(text, data), None
+
+    def rule_hits(self, text: str, data: bytes | None = None) -> dict[int, RuleHits]:
+        data = (project(text) if data is None else data).lower()
         hits: dict[int, list[int]] = {}
         for kw, owner_ids in self._keywords:
             find = data.find
@@ -100,28 +110,6 @@ class PythonBackend:
             i: RuleHits(sorted(ends), self.rules[i].max_width + LOOKAROUND_MARGIN) for i, ends in hits.items()
         }
 
-class PythonKnownMatcher:
-    """Known secrets without Hyperscan: `str.find` per literal form, `re` for separated forms."""
-
-    def __init__(self, literals: list[tuple[str, int]], separated: list[tuple[str, int]]):
-        self._known = literals
-        self._separated = _separated_regexes(separated)
-
-    def matches(self, text: str) -> list[tuple[int, int, int]]:
-        """(start, end, secret index) of every occurrence, overlapping ones included."""
-        out = []
-        for variant, idx in self._known:
-            find = text.find
-            p = find(variant)
-            while p != -1:
-                out.append((p, p + len(variant), idx))
-                p = find(variant, p + 1)
-        for sep, idx in self._separated:
-            if sep.secret[0] in text:
-                out.extend((m.start(), m.end(), idx) for m in sep.rx.finditer(text))
-        return out
-
-
 class HyperscanBackend:
     name = "hyperscan"
 
@@ -131,8 +119,12 @@ class HyperscanBackend:
         self.rules = rules
         self._rule_db = HsDatabase(_compile_rule_db(hyperscan, rules))
 
-    def rule_hits(self, text: str) -> dict[int, RuleHits]:
-        data = project(text)
+    def rule_hits(self, text: str, data: bytes | None = None) -> dict[int, RuleHits]:
+        return self.prefilter(text, project(text) if data is None else data)[0]
+
+    def prefilter(self, text: str, data: bytes) -> tuple[dict[int, RuleHits], list[int]]:
+        """Rule hits, and the end offsets of the separated-form gate, compiled into the same database so
+        one pass over the text serves both."""
         hits: dict[int, list[int]] = {}
 
         def on_match(pid, _from, to, _flags, _ctx):
@@ -146,84 +138,15 @@ class HyperscanBackend:
         # each rule is compiled either as its pattern (id i, ends reported in order) or as its keywords
         # (id i + n, several keywords interleaved, and the match may extend a whole rule width after one)
         n = len(self.rules)
+        gate = hits.pop(2 * n, [])
         out: dict[int, RuleHits] = {}
         for pid, ends in hits.items():
             if pid < n:
                 out[pid] = RuleHits(ends, LOOKAROUND_MARGIN)
             else:
                 out[pid - n] = RuleHits(sorted(ends), self.rules[pid - n].max_width + LOOKAROUND_MARGIN)
-        return out
+        return out, gate
 
-
-
-class HyperscanKnownMatcher:
-    """Known secrets with Hyperscan: literal forms matched exactly, separated forms prefiltered then verified."""
-
-    def __init__(self, literals: list[tuple[str, int]], separated: list[tuple[str, int]]):
-        import hyperscan as hs
-
-        self._known = literals
-        self._separated = _separated_regexes(separated)
-        exprs = [known_mod.hs_literal(v) for v, _ in literals]
-        flags = [0] * len(exprs)
-        for secret, _idx in separated:
-            exprs.append(known_mod.hs_separated(secret))
-            flags.append(0)
-        self._db = None
-        if exprs:
-            db = hs.Database(mode=hs.HS_MODE_BLOCK)
-            db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
-            self._db = HsDatabase(db)
-
-    def matches(self, text: str) -> list[tuple[int, int, int]]:
-        if self._db is None:
-            return []
-        literal_hits: list[tuple[int, int]] = []
-        sep_hits: dict[int, list[int]] = {}
-        nlit = len(self._known)
-
-        def on_match(pid, _from, to, _flags, _ctx):
-            if pid < nlit:
-                literal_hits.append((pid, to))
-            else:
-                sep_hits.setdefault(pid - nlit, []).append(to)
-
-        self._db.scan(project(text), on_match)
-        out = []
-        for pid, to in literal_hits:
-            variant, idx = self._known[pid]
-            start = to - len(variant)
-            if text.startswith(variant, start):
-                out.append((start, to, idx))
-        n = len(text)
-        prefix_width = known_mod.separated_max_width("x" * known_mod.HS_SEPARATED_PREFIX)
-        for k, ends in sep_hits.items():
-            sep, idx = self._separated[k]
-            for ws, we in merge_windows(ends, prefix_width, sep.width, n):
-                out.extend((m.start(), m.end(), idx) for m in sep.rx.finditer(text, ws, we))
-        return out
-
-
-class _LazySeparated:
-    """The exact separated-form regex of one secret, compiled on first use (compiling costs milliseconds,
-    and most texts never contain a candidate)."""
-
-    __slots__ = ("secret", "width", "_rx")
-
-    def __init__(self, secret: str):
-        self.secret = secret
-        self.width = known_mod.separated_max_width(secret)
-        self._rx = None
-
-    @property
-    def rx(self) -> re.Pattern:
-        if self._rx is None:
-            self._rx = re.compile(known_mod.separated_pattern(self.secret))
-        return self._rx
-
-
-def _separated_regexes(separated: list[tuple[str, int]]) -> list[tuple[_LazySeparated, int]]:
-    return [(_LazySeparated(secret), idx) for secret, idx in separated]
 
 
 def merge_windows(ends: list[int], before: int, after: int, n: int) -> list[tuple[int, int]]:
@@ -244,13 +167,38 @@ def _cache_dir() -> Path:
     return Path(root) / "jupyter_securellm"
 
 
+def compile_cached(hs, name: str, exprs: list[bytes], flags: list[int]):
+    """A Hyperscan block database for `exprs` (ids 0..n-1), loaded from the on-disk cache when it is there."""
+    key = hashlib.sha256(repr((getattr(hs, "__version__", ""), exprs, flags)).encode()).hexdigest()[:24]
+    cache = _cache_dir() / f"{name}-{key}.hsdb"
+    try:
+        return hs.loadb(cache.read_bytes(), hs.HS_MODE_BLOCK)
+    except Exception:  # noqa: BLE001 - missing or stale cache: compile
+        pass
+    db = hs.Database(mode=hs.HS_MODE_BLOCK)
+    db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+    _store(hs, cache, db)
+    return db
+
+
+def _store(hs, cache: Path, db) -> None:
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(hs.dumpb(db))
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+
+
 def _compile_rule_db(hs, rules: tuple[Rule, ...]):
     """Compile (or load from cache) the rule database.
 
     A rule is compiled as its own pattern in prefilter mode when Hyperscan accepts it and its width is
     modest; very wide rules (PEM blocks, JWTs) compile slowly, so they, and any rule Hyperscan rejects, are
     found by their keywords instead. Pattern ids are the rule index; keyword ids are rule index +
-    len(rules), which tells `rule_hits` that a match may extend a whole rule width after the hit.
+    len(rules), which tells `rule_hits` that a match may extend a whole rule width after the hit. Id
+    2 * len(rules) is the known secrets' separated-form gate (`known.SEPARATED_GATE_HS`).
     """
 
     def pattern_ok(rule: Rule, i: int) -> bool:
@@ -265,6 +213,15 @@ def _compile_rule_db(hs, rules: tuple[Rule, ...]):
             return False
         return True
 
+    # the cache key names the rules by their source, so a cached database loads without compiling or
+    # measuring a single pattern in Python
+    source = [(r.id, r.pattern, r.keywords) for r in rules]
+    key = hashlib.sha256(repr((getattr(hs, "__version__", ""), source, SEPARATED_GATE_HS)).encode()).hexdigest()[:24]
+    cache = _cache_dir() / f"rules-{key}.hsdb"
+    try:
+        return hs.loadb(cache.read_bytes(), hs.HS_MODE_BLOCK)
+    except Exception:  # noqa: BLE001 - missing or stale cache: compile
+        pass
     exprs, ids, flags = [], [], []
     fallback = []
     for i, r in enumerate(rules):
@@ -276,17 +233,12 @@ def _compile_rule_db(hs, rules: tuple[Rule, ...]):
         else:
             fallback.append(i)
             for kw in r.keywords:
-                exprs.append(known_mod.hs_literal(kw))
+                exprs.append(hs_literal(kw))
                 ids.append(i + len(rules))
                 flags.append(hs.HS_FLAG_CASELESS)
-    key = hashlib.sha256(
-        repr((hs.__version__ if hasattr(hs, "__version__") else "", exprs, ids, flags)).encode()
-    ).hexdigest()[:24]
-    cache = _cache_dir() / f"rules-{key}.hsdb"
-    try:
-        return hs.loadb(cache.read_bytes(), hs.HS_MODE_BLOCK)
-    except Exception:  # noqa: BLE001 - missing or stale cache: compile
-        pass
+    exprs.append(SEPARATED_GATE_HS)
+    ids.append(2 * len(rules))
+    flags.append(hs.HS_FLAG_DOTALL)
     db = hs.Database(mode=hs.HS_MODE_BLOCK)
     try:
         db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
@@ -295,15 +247,9 @@ def _compile_rule_db(hs, rules: tuple[Rule, ...]):
         keep = [(e, i, f) for e, i, f in zip(exprs, ids, flags) if i not in bad]
         for i in bad:
             fallback.append(i)
-            keep += [(known_mod.hs_literal(kw), i + len(rules), hs.HS_FLAG_CASELESS) for kw in rules[i].keywords]
+            keep += [(hs_literal(kw), i + len(rules), hs.HS_FLAG_CASELESS) for kw in rules[i].keywords]
         exprs, ids, flags = (list(t) for t in zip(*keep))
         db = hs.Database(mode=hs.HS_MODE_BLOCK)
         db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(hs.dumpb(db))
-        os.replace(tmp, cache)
-    except OSError:
-        pass
+    _store(hs, cache, db)
     return db

@@ -96,25 +96,20 @@ def separated_pattern(secret: str) -> str | None:
     return sep.join(("\\\\{0,2}" if c in "\"'\\" else "") + re.escape(c) for c in secret)
 
 
-def hs_literal(value: str) -> bytes:
-    """Hyperscan expression matching `value` as projected to ASCII (non-ASCII -> 0x80)."""
-    return b"".join(b"\\x%02x" % (ord(c) if ord(c) < 128 else 0x80) for c in value)
-
-
-#: Hyperscan prefilters separated forms by their first characters only: a shorter automaton scans much
-#: faster, and the exact Python pattern then checks the window after each hit.
-HS_SEPARATED_PREFIX = 10
-
-
-#: Any run of separator characters (a superset of the exact separators): unbounded `*` over one class
-#: compiles in about a millisecond, where the exact bounded form takes tens of milliseconds per secret.
-HS_SEPARATOR_RUN = rb"[\s\x80\x1b\[0-9;m'\",\\]*"
-
-
-def hs_separated(secret: str) -> bytes | None:
-    if len(secret) < MIN_SEPARATED_LENGTH:
-        return None
-    return HS_SEPARATOR_RUN.join(hs_literal(c) for c in secret[:HS_SEPARATED_PREFIX])
+#: Separated forms are looked for where at least this many characters in a row are each followed by
+#: separators (a value of MIN_SEPARATED_LENGTH characters has one fewer gaps than characters).
+SEPARATED_GATE = MIN_SEPARATED_LENGTH - 2
+SEPARATED_GATE_RE = re.compile(rf"(?:.{SEPARATOR}{{1,{SEPARATOR_REPEAT}}}){{{SEPARATED_GATE}}}")
+#: Where Hyperscan sends the exact `re` gate (over the one-byte-per-character projection, zero-width and
+#: all non-ASCII characters as 0x80): runs of single characters between whitespace, any single character
+#: coloured on its own by ANSI codes, any one-character item of a printed list. Cheaper than the exact
+#: gate in Hyperscan, and every exact gate match contains one of them.
+SEPARATED_GATE_HS = (
+    rb"(?:[^\s\x80][\s\x80]{1,%d}){%d}|\x1b\[[0-9;]{0,16}m[^\x1b]\x1b\[|['\"],\s{0,8}\\?['\"][^'\"\\]\\?['\"],"
+    % (SEPARATOR_REPEAT, SEPARATED_GATE)
+)
+#: the longest text a gate match can span
+SEPARATED_GATE_WIDTH = SEPARATED_GATE * (1 + SEPARATOR_REPEAT * 21)
 
 
 def separated_max_width(secret: str) -> int:

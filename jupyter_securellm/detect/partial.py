@@ -6,13 +6,14 @@ walking back from the end of the buffer over alphabet characters bounds where it
 start, and most detectors stop at the first character (a newline, a space) without running a regex at all.
 The candidates left are confirmed with the `regex` module's partial matching.
 
-`StreamRedactor` is the only user; `RuleSet` keeps the rule detectors, `Scanner` the known-secret ones.
+`StreamRedactor` is the only user and `RuleSet` keeps the detectors. Known secrets answer the same question
+from their own index (`KnownSecrets.hold_start`): one regex alternation over thousands of values would
+not scale.
 """
 from __future__ import annotations
 
 import re
 
-from . import known as known_mod
 from .rules import LOOKAROUND_MARGIN
 
 _ASCII = [chr(i) for i in range(128)]
@@ -207,75 +208,17 @@ def rule_detectors(rules) -> list[Detector]:
     ]
 
 
-def known_detector(secrets: tuple[str, ...]) -> Detector | None:
-    """One detector for every literal and separated form of the known secrets."""
-    import regex
-
-    if not secrets:
-        return None
-    alts, alphabet, firsts, width = [], set(), set(), 0
-    for secret in secrets:
-        # fragments are held back separately (`_piece_start`): as complete alternatives here they would
-        # hide a longer form that is still arriving
-        forms = sorted(known_mod.variants(secret, with_fragments=False), key=len, reverse=True)
-        alts.append("|".join(re.escape(v) for v in forms))
-        for v in forms:
-            alphabet.update(v)
-            firsts.add(v[0])
-        width = max(width, max(len(v) for v in forms))
-        sep = known_mod.separated_pattern(secret)
-        if sep:
-            alts.append(sep)
-            alphabet.update(" \t\n\r\f\v\x1b[;m0123456789'\",\\")
-            alphabet.update(known_mod.ZERO_WIDTH)
-            firsts.add(secret[0])
-            width = max(width, known_mod.separated_max_width(secret))
-    ascii_part = {ch for ch in alphabet if ch < "\x80"}
-    return Detector(
-        regex.compile("|".join(f"(?:{a})" for a in alts), regex.VERSION0),
-        Alphabet(ascii_part, len(ascii_part) < len(alphabet)),
-        width,
-        re.compile("[" + "".join(re.escape(ch) for ch in sorted(firsts)) + "]"),
-    )
-
-
 #: How far back `_partial_start` walks character by character before falling back to per-detector regexes.
 _WALK_LIMIT = 256
 
 
-#: A piece of a known secret shorter than this at the very end of the buffer is not held back.
-_MIN_HELD_PIECE = 4
-
-
-def piece_start(secret: str, buf: str, start: int) -> int:
-    """Start of the longest suffix of `buf` (not before `start`) that is a piece of `secret`, or len(buf).
-
-    Whether a suffix of length L occurs in the secret is monotone in L, so a binary search needs only
-    O(log len(secret)) substring tests.
-    """
-    n = len(buf)
-    hi = min(len(secret), n - start)
-    if hi < _MIN_HELD_PIECE or buf[n - _MIN_HELD_PIECE :] not in secret:
-        return n
-    lo = _MIN_HELD_PIECE
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if buf[n - mid :] in secret:
-            lo = mid
-        else:
-            hi = mid - 1
-    return n - lo
-
-
 class DetectorSet:
-    """The detectors of one scanner state, with per-character bitmasks of which alphabets admit it."""
+    """The detectors of one rule set, with per-character bitmasks of which alphabets admit each character."""
 
-    __slots__ = ("version", "detectors", "masks", "non_ascii_mask", "all_mask", "pieces")
+    __slots__ = ("detectors", "masks", "non_ascii_mask", "all_mask")
 
-    def __init__(self, version: int, detectors: list[Detector], pieces: tuple[str, ...] = ()):
-        self.version = version
+    def __init__(self, detectors: list[Detector]):
         self.detectors = detectors
-        self.pieces = pieces  # known secrets long enough to be caught in pieces
         self.masks = {ch: 0 for ch in _ASCII}
         self.non_ascii_mask = 0
         for i, det in enumerate(detectors):
@@ -285,13 +228,6 @@ class DetectorSet:
             if det.alphabet.non_ascii:
                 self.non_ascii_mask |= bit
         self.all_mask = (1 << len(detectors)) - 1
-
-
-def known_detector_set(version: int, rule_dets: list[Detector], secrets: tuple[str, ...]) -> DetectorSet:
-    """The detectors of one scanner state: its rules' and one for the known secrets of `version`."""
-    known = known_detector(secrets)
-    long_secrets = tuple(x for x in secrets if known_mod.fragments(x))
-    return DetectorSet(version, rule_dets + ([known] if known is not None else []), long_secrets)
 
 
 def partial_start(ds: DetectorSet, buf: str, start: int) -> int:
@@ -316,8 +252,6 @@ def partial_start(ds: DetectorSet, buf: str, start: int) -> int:
                 dead ^= low
         i -= 1
     hold = n
-    for secret in ds.pieces:
-        hold = min(hold, piece_start(secret, buf, start))
     rev = None
     dets = ds.detectors
     # detectors that dropped out at the very last character cannot be mid-match; the rest are candidates

@@ -84,14 +84,16 @@ class StreamRedactor:
                 return ""
             buf = self._context + self._pending + chunk
             ctx = len(self._context)
-            findings = self.redactor.scanner.scan(buf, start=ctx)
-            hold = partial_start(self.redactor.scanner.partial_detectors(), buf, ctx)
+            scanner = self.redactor.scanner
+            findings = scanner.scan(buf, start=ctx)
+            hold = min(partial_start(scanner.partial_detectors(), buf, ctx), scanner.known_hold_start(buf, ctx))
             n = len(buf)
             for f in findings:
                 if f.end >= n - LOOKAROUND_MARGIN:  # complete, but more input could still extend it
                     hold = min(hold, _match_start(f))
-            # never split a match: hold from the start of any match that crosses the hold point
-            for f in findings:
+            # never split a match: hold from the start of any match that crosses the hold point (latest
+            # first, so a chain of overlapping matches, such as the pieces of one value, moves it all the way)
+            for f in sorted(findings, key=_match_start, reverse=True):
                 if _match_start(f) < hold < f.end:
                     hold = _match_start(f)
             hold = max(hold, ctx)

@@ -9,8 +9,8 @@ import random
 import re
 import string
 import sys
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import InitVar, dataclass
+from functools import cached_property, lru_cache
 from importlib import resources
 
 if sys.version_info >= (3, 11):
@@ -58,26 +58,36 @@ class Rule:
     min_classes: int = 0
     tp: tuple[str, ...] = ()
     fp: tuple[str, ...] = ()
-    # derived, filled in __post_init__
-    regex: re.Pattern = field(init=False, repr=False, compare=False)
-    allow_regexes: tuple[re.Pattern, ...] = field(init=False, repr=False, compare=False)
-    max_width: int = field(init=False, repr=False, compare=False)
+    #: False for the bundled rules (checked by the test suite): their patterns compile on first use, so
+    #: `%load_ext` does not pay for compiling every rule before the env guard has scanned anything.
+    validate: InitVar[bool] = True
 
-    def __post_init__(self):
-        try:
-            rx = re.compile(self.pattern, re.ASCII)
-        except re.error as exc:
-            raise RuleError(f"rule {self.id!r}: invalid pattern: {exc}") from None
+    def __post_init__(self, validate: bool):
         if not self.keywords:
             raise RuleError(f"rule {self.id!r}: needs at least one keyword")
-        width = _max_width(rx)
-        if width > MAX_RULE_WIDTH:
-            raise RuleError(f"rule {self.id!r}: pattern is unbounded or longer than {MAX_RULE_WIDTH} chars")
         if self.loose_shape is None:
             object.__setattr__(self, "loose_shape", self.generic)
-        object.__setattr__(self, "regex", rx)
-        object.__setattr__(self, "allow_regexes", tuple(re.compile(a, re.ASCII) for a in self.allowlist))
-        object.__setattr__(self, "max_width", width)
+        if validate:
+            _ = self.regex, self.max_width, self.allow_regexes
+
+    # derived, computed on first use (a frozen dataclass's __dict__ can still hold cached properties)
+    @cached_property
+    def regex(self) -> re.Pattern:
+        try:
+            return re.compile(self.pattern, re.ASCII)
+        except re.error as exc:
+            raise RuleError(f"rule {self.id!r}: invalid pattern: {exc}") from None
+
+    @cached_property
+    def max_width(self) -> int:
+        width = _max_width(self.regex)
+        if width > MAX_RULE_WIDTH:
+            raise RuleError(f"rule {self.id!r}: pattern is unbounded or longer than {MAX_RULE_WIDTH} chars")
+        return width
+
+    @cached_property
+    def allow_regexes(self) -> tuple[re.Pattern, ...]:
+        return tuple(re.compile(a, re.ASCII) for a in self.allowlist)
 
     def secret_span(self, m: re.Match) -> tuple[int, int]:
         """The reported part of a match: the `secret` (or `secret2`) group, else the whole match."""
@@ -107,8 +117,12 @@ def expand_template(template: str, rng: random.Random | None = None) -> str:
     return TEMPLATE_SLOT.sub(fill, template)
 
 
-def load_rules(text: str | None = None) -> tuple[Rule, ...]:
-    """Parse rules from TOML text (default: the bundled `rules.toml`)."""
+def load_rules(text: str | None = None, *, validate: bool = True) -> tuple[Rule, ...]:
+    """Parse rules from TOML text (default: the bundled `rules.toml`).
+
+    With `validate` (the default), every pattern is compiled and checked now, so a bad rule fails here
+    with a `RuleError` naming it.
+    """
     if text is None:
         text = resources.files(__package__).joinpath("rules.toml").read_text(encoding="utf-8")
     data = tomllib.loads(text)
@@ -132,6 +146,7 @@ def load_rules(text: str | None = None) -> tuple[Rule, ...]:
                 min_classes=int(raw.get("min_classes", 0)),
                 tp=tuple(raw.get("tp", ())),
                 fp=tuple(raw.get("fp", ())),
+                validate=validate,
             )
         )
     return tuple(rules)
@@ -139,7 +154,8 @@ def load_rules(text: str | None = None) -> tuple[Rule, ...]:
 
 @lru_cache(maxsize=1)
 def default_rules() -> tuple[Rule, ...]:
-    return load_rules()
+    """The bundled rules; their patterns compile on first use (the test suite validates them all)."""
+    return load_rules(validate=False)
 
 
 def fake_secret(rule_id: str, seed: int | None = None) -> str:

@@ -19,8 +19,12 @@ class _NoRules:
     name = "none"
 
     @staticmethod
-    def rule_hits(_text: str) -> dict:
+    def rule_hits(_text: str, _data: bytes | None = None) -> dict:
         return {}
+
+    @staticmethod
+    def prefilter(_text: str, _data: bytes) -> tuple[dict, None]:
+        return {}, None
 
 
 class RuleSet:
@@ -54,14 +58,14 @@ class RuleSet:
                     self._backends[kind] = be
         return be
 
-    def partial_detectors(self) -> list:
+    def partial_detector_set(self):
         """The rules' detectors for stream partial matching (see `partial`), built once."""
         if self._partial is None:
             with self._lock:
                 if self._partial is None:
-                    from .partial import rule_detectors
+                    from .partial import DetectorSet, rule_detectors
 
-                    self._partial = rule_detectors(self.rules)
+                    self._partial = DetectorSet(rule_detectors(self.rules))
         return self._partial
 
 

@@ -11,7 +11,8 @@ from typing import Iterable
 
 from . import filters
 from . import known as known_mod
-from .backends import HyperscanKnownMatcher, PythonKnownMatcher, merge_windows, project
+from .backends import merge_windows, project
+from .knownset import KnownSecrets
 from .rules import LOOKAROUND_MARGIN, Rule
 from .ruleset import RuleSet, as_ruleset
 
@@ -109,12 +110,8 @@ class Scanner:
         self._priority = {r.id: (2 if r.generic else 0) for r in self.rules}
         self._priority[known_mod.RULE_ID] = 1
         self._rule_backend = None  # built lazily: constructing a Scanner must stay cheap
-        self._known_backend = None
-        self._partial = None  # the stream detectors of the current known secrets (see `partial_detectors`)
-        self._secrets: list[str] = []
-        self._secret_fps: list[str] = []
-        self._known_version = 0
-        self._built_version = -1
+        self._known = KnownSecrets(hyperscan=backend == "hyperscan")
+        self._partial = None  # the rules' stream detectors (see `partial_detectors`)
         self._lock = threading.RLock()
         for s in known_secrets:
             self.add_secret(s)
@@ -130,51 +127,33 @@ class Scanner:
                 "would redact ordinary text"
             )
         with self._lock:
-            if value in self._secrets:
-                return
-            self._secrets.append(value)
-            self._secret_fps.append(fingerprint(value))
-            self._known_version += 1
+            self._known.add(value, fingerprint(value))
+        # Adding indexes the value's forms (O(its forms)): nothing is rebuilt, whatever the set's size.
 
     @property
     def known_secret_count(self) -> int:
-        return len(self._secrets)
+        return len(self._known)
 
     @property
     def known_version(self) -> int:
         """Changes whenever a secret is added (lets dependants rebuild caches)."""
-        return self._known_version
+        return self._known.version
 
     def known_secrets(self) -> tuple[str, ...]:
-        return tuple(self._secrets)
+        return tuple(self._known.secrets)
+
+    def known_hold_start(self, buf: str, start: int) -> int:
+        """Where a known secret's form could still be in progress at the end of `buf` (see `KnownSecrets`)."""
+        return self._known.hold_start(buf, start)
 
     def partial_detectors(self):
-        """The stream partial-match detectors (the rules' and one for the known secrets), rebuilt per add."""
-        from .partial import known_detector_set
+        """The rules' stream partial-match detectors (see `partial`), owned by the RuleSet."""
+        return self.ruleset.partial_detector_set()
 
-        with self._lock:
-            ds = self._partial
-            if ds is None or ds.version != self._known_version:
-                ds = known_detector_set(self._known_version, self.ruleset.partial_detectors(), tuple(self._secrets))
-                self._partial = ds
-            return ds
-
-    def _ensure_backends(self):
-        with self._lock:
-            if self._rule_backend is None:
-                self._rule_backend = self.ruleset.backend(self.backend_name)
-            if self._built_version != self._known_version:
-                literals = []
-                separated = []
-                for idx, secret in enumerate(self._secrets):
-                    literals.extend((v, idx) for v in sorted(known_mod.variants(secret)))
-                    if known_mod.separated_pattern(secret):
-                        separated.append((secret, idx))
-                matcher = HyperscanKnownMatcher if self.backend_name == "hyperscan" else PythonKnownMatcher
-                kb = matcher(literals, separated)
-                self._known_backend = kb
-                self._built_version = self._known_version
-            return self._rule_backend, self._known_backend
+    def _rule_prefilter(self):
+        if self._rule_backend is None:
+            self._rule_backend = self.ruleset.backend(self.backend_name)
+        return self._rule_backend
 
     # -- scanning ------------------------------------------------------------------------------------
     def scan(self, text: str | bytes, *, decode_depth: int = 0, start: int = 0) -> list[Finding]:
@@ -186,24 +165,25 @@ class Scanner:
         text = as_text(text)
         if not text:
             return []
-        rule_backend, known_backend = self._ensure_backends()
-        found = self._rule_findings(text, rule_backend, start)
-        if self._secrets:
-            fps = self._secret_fps
+        data = project(text)
+        hits, gate = self._rule_prefilter().prefilter(text, data)
+        found = self._rule_findings(text, hits, start)
+        if len(self._known):
+            fps = self._known.fingerprints
             found.extend(
                 Finding(s, e, known_mod.RULE_ID, fps[idx], s)
-                for s, e, idx in known_backend.matches(text)
+                for s, e, idx in self._known.matches(text, data, gate)
                 if s >= start
             )
         if decode_depth > 0:
             found.extend(self._decoded_findings(text, decode_depth))
         return resolve_overlaps(found, self._priority)
 
-    def _rule_findings(self, text: str, backend, start: int = 0) -> list[Finding]:
+    def _rule_findings(self, text: str, rule_hits: dict, start: int = 0) -> list[Finding]:
         n = len(text)
         out: list[Finding] = []
         rules = self.rules
-        for i, hits in backend.rule_hits(text).items():
+        for i, hits in rule_hits.items():
             rule = rules[i]
             rx = rule.regex
             for ws, we in merge_windows(hits.ends, rule.max_width + LOOKAROUND_MARGIN, hits.after, n):

@@ -47,6 +47,12 @@ def run(args) -> int:
     ctx = Context(config_files=args.config or [], lock=args.lock, urls=args.url or [],
                   token=args.token or os.environ.get("JUPYTER_TOKEN"), pids=args.pid or [],
                   hub_config=args.hub_config)
+    from .core import load_checks
+
+    unknown = sorted(set(ids) - {c.id for c in load_checks()})
+    if unknown:
+        _err(f"doctor: no such check: {', '.join(unknown)} (groups: {', '.join(GROUPS)}; ids: docs/doctor.md)")
+        return EXIT_ERROR
     try:
         if args.sbom:
             from .sbom import write_sbom

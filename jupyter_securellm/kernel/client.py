@@ -23,6 +23,7 @@ ERROR_HINTS = {
     "budget_exhausted": "Your LLM budget is used up; see %llm status, or ask your admin for more.",
     "rate_limited": "The provider is rate limiting; wait a moment and retry.",
     "vault_unavailable": "Vault is unreachable or sealed, so no key could be read; retry later or tell your admin.",
+    "broker_unavailable": "The JupyterHub broker service is down or unreachable; retry later or tell your admin.",
     "provider_error": "The LLM provider returned an error; retry, or try another model (%llm models).",
     "provider_auth": "The provider refused the key stored in Vault; ask your admin to rotate it.",
     "timeout": "The LLM call timed out; retry, or ask for a shorter answer (--max-tokens).",

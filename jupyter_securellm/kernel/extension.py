@@ -47,6 +47,8 @@ class _Loaded:
         self._install_history_guard()
         shell.register_magics(self.magics)
         self._undo.append(self._unregister_magics)
+        shell.events.register("post_run_cell", self.magics.remember_error)  # for %llm error
+        self._undo.append(lambda: shell.events.unregister("post_run_cell", self.magics.remember_error))
 
     def uninstall(self):
         while self._undo:

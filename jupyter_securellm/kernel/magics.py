@@ -19,7 +19,10 @@ from traitlets import Dict, Enum, Float, Int, List, Unicode, observe
 from .client import SecureLLMError
 
 FORMATS = ("markdown", "code", "text", "json", "html")
-SUBCOMMANDS = ("models", "status", "reset", "help", "chat")
+SUBCOMMANDS = ("models", "status", "reset", "help", "chat", "error")
+#: How much of a cell and of a traceback `%llm error` sends (the end matters most in a traceback).
+ERROR_SOURCE_CHARS = 4000
+ERROR_TRACEBACK_CHARS = 8000
 _NAME = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FENCE = re.compile(r"^\s*```[\w+-]*\s*\n(.*?)\n?```\s*$", re.S)
 
@@ -57,6 +60,14 @@ class SecureLLMMagics(Magics):
         self.chats: dict[str, list[dict]] = {}
         self._backend = None
         self._models_cache: list[str] | None = None
+        self.last_error: tuple[str, BaseException] | None = None  # (cell source, exception)
+
+    def remember_error(self, result) -> None:
+        """post_run_cell: keep the last failing cell and its exception, for `%llm error`."""
+        exc = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
+        if exc is not None:
+            info = getattr(result, "info", None)
+            self.last_error = (getattr(info, "raw_cell", "") or "", exc)
 
     # ------------------------------------------------------------ backend
     @observe("mode", "timeout", "vault_url", "vault_token_path", "vault_kv_mount", "vault_namespace", "models")
@@ -86,7 +97,8 @@ class SecureLLMMagics(Magics):
     # ------------------------------------------------------------ the magic
     @magic_arguments()
     @argument("words", nargs="*", help="Line magic: MODEL PROMPT... or a subcommand "
-                                       "(models | status | reset [NAME] | help | chat). Cell magic: optional MODEL.")
+                                       "(models | status | reset [NAME] | help | chat | error [-m MODEL]). "
+                                       "Cell magic: optional MODEL.")
     @argument("-m", "--model", default=None, help="Model alias (see %%llm models).")
     @argument("-f", "--format", default=None, choices=FORMATS, help="How to render the answer.")
     @argument("--system", default=None, metavar="TEXT", help="A system prompt for this call.")
@@ -97,6 +109,8 @@ class SecureLLMMagics(Magics):
     @argument("--no-history", action="store_true", help="Send this prompt alone and do not record it.")
     @argument("--vars", action="store_true", help="Replace {name} with the value of variable `name` "
                                                   "(plain names only; values holding a secret are refused).")
+    @argument("--insert", action="store_true", help="With -f code: put the answer in a new code cell below "
+                                                    "(never run).")
     @no_var_expand
     @line_cell_magic
     def llm(self, line, cell=None):
@@ -107,7 +121,11 @@ class SecureLLMMagics(Magics):
             %%llm -m gpt4 -f code
             Write a function that parses ISO dates.
 
+            %%llm -f code --insert
+            Plot the histogram of df.age.        (the code lands in a new cell below, not run)
+
             %llm gpt4 What is a p-value?
+            %llm error [-m MODEL]                 (explain the last error of this kernel)
             %llm models | status | reset [NAME] | help | chat
             %config SecureLLMMagics.default_model = "gpt4"
         """
@@ -121,8 +139,12 @@ class SecureLLMMagics(Magics):
             args = parse_argstring(self.llm, line)
         if args.chat and args.no_history:
             raise UsageError("Use either --chat NAME or --no-history, not both.")
+        if args.insert and (args.format or self.default_format) != "code":
+            raise UsageError("--insert puts code in a new cell: use it with -f code.")
         words = list(args.words)
         if cell is None:
+            if words and words[0] == "error":  # `%llm -m MODEL error` works as well as `%llm error -m MODEL`
+                return self._explain_error(words[1:], model=args.model, fmt=args.format)
             if words and words[0] in SUBCOMMANDS:
                 return self._subcommand(words[0], words[1:])
             if not words:
@@ -173,7 +195,34 @@ class SecureLLMMagics(Magics):
             from .widgets import show_chat
 
             return show_chat(self, rest[0] if rest else None)
+        if name == "error":
+            return self._explain_error(rest)
         raise UsageError(f"Unknown subcommand {name!r}.")  # pragma: no cover
+
+    def _explain_error(self, rest, model=None, fmt=None):
+        """`%llm error [-m MODEL] [-f FORMAT]`: the last traceback and its cell, redacted, to the model."""
+        import argparse
+
+        parser = argparse.ArgumentParser(prog="%llm error", add_help=False, exit_on_error=False)
+        parser.add_argument("-m", "--model", default=model)
+        parser.add_argument("-f", "--format", default=fmt, choices=FORMATS)
+        try:
+            opts = parser.parse_args(rest)
+        except (argparse.ArgumentError, SystemExit) as exc:
+            raise UsageError(f"Usage: %llm error [-m MODEL] [-f FORMAT] ({exc})") from None
+        source, exc = self._last_error()
+        prompt = error_prompt(source, exc)
+        args = parse_argstring(self.llm, "--no-history")
+        args.model, args.format = opts.model, opts.format or "markdown"
+        return self._ask(args, prompt)
+
+    def _last_error(self) -> tuple[str, BaseException]:
+        if self.last_error is not None:
+            return self.last_error
+        exc = getattr(sys, "last_value", None)  # an error from before %load_ext
+        if exc is None:
+            raise UsageError("No error to explain yet: %llm error explains the last traceback of this kernel.")
+        return "", exc
 
     # ------------------------------------------------------------ asking
     def build_prompt(self, prompt: str, use_vars: bool) -> str:
@@ -234,6 +283,12 @@ class SecureLLMMagics(Magics):
             body["max_tokens"] = max_tokens
 
         text, stopped = self._stream(body, fmt)
+        if getattr(args, "insert", False):
+            if stopped:
+                print("Stopped: nothing was inserted.")
+            else:
+                # a new cell below, never run: the user reads it first (ipykernel sends it as a payload)
+                self.shell.set_next_input(_strip_fence(text).strip() + "\n", replace=False)
         if chat is not None:
             self.chats.setdefault(chat, []).extend(
                 [{"role": "user", "content": prompt}, {"role": "assistant", "content": text}])
@@ -286,6 +341,31 @@ class SecureLLMMagics(Magics):
         else:
             sys.stdout.write(("\n[stopped]" if stopped else "") + "\n")
         return text, stopped
+
+
+def _user_frames(exc: BaseException) -> list[str]:
+    """The traceback as Python prints it, without IPython's own frames above the cell."""
+    import traceback
+
+    te = traceback.TracebackException.from_exception(exc)
+    frames = list(te.stack)
+    while frames and "/IPython/core/" in (frames[0].filename or ""):
+        frames.pop(0)
+    te.stack = traceback.StackSummary.from_list(frames)
+    return list(te.format())
+
+
+def error_prompt(source: str, exc: BaseException) -> str:
+    """What `%llm error` sends: the cell and the traceback, redacted (placeholders for every secret the
+    kernel's redactor knows, built-in rules included) before the usual DLP check and the broker's."""
+    from .redaction import redact
+
+    tb = "".join(_user_frames(exc))[-ERROR_TRACEBACK_CHARS:]
+    parts = ["Explain this Python error from a Jupyter notebook and how to fix it. Be brief."]
+    if source.strip():
+        parts.append("The cell:\n```python\n" + source[:ERROR_SOURCE_CHARS].rstrip() + "\n```")
+    parts.append("The traceback:\n```\n" + tb.rstrip() + "\n```")
+    return redact("\n\n".join(parts))
 
 
 def _strip_fence(text: str) -> str:

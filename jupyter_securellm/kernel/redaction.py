@@ -196,11 +196,30 @@ class BatchGuard:
         self._orig = stream._flush_buffers
         self._res = OutputResolver()
         self._final = False
+        self._held_only = False
         self._last_parent = {}
         self._lock = threading.Lock()
 
+    @property
+    def holding(self) -> bool:
+        return self._res.holding
+
+    def release_held(self) -> None:
+        """Send only what is held back, now, not the text buffered since (the other stream is about to
+        send: text held here was written before it). Only on the IOPub thread, where flushes run."""
+        thread = getattr(getattr(self.stream, "pub_thread", None), "thread", None)
+        if thread is None or thread is not threading.current_thread():
+            return
+        with self._lock:
+            if not self._res.holding:
+                return
+            self._final = self._held_only = True
+        self.stream._flush()
+
     def flush_buffers(self):
-        items = list(self._orig())
+        with self._lock:
+            held_only, self._held_only = self._held_only, False
+        items = [] if held_only else list(self._orig())
         with self._lock:
             out = []
             for parent, data in items:
@@ -250,19 +269,24 @@ class BatchGuard:
         import time
 
         read_lines = self._fd_lines()
+        watch_code = getattr(type(self.stream)._watch_pipe_fd, "__code__", None)
         deadline = time.monotonic() + timeout
+        settled = 0
         while time.monotonic() < deadline:
             pending = array.array("i", [0])
             try:
                 fcntl.ioctl(fid, termios.FIONREAD, pending)
             except OSError:
                 return
-            if pending[0] == 0:
-                frame = sys._current_frames().get(thread.ident)
-                watch_code = getattr(type(self.stream)._watch_pipe_fd, "__code__", None)
-                if frame is None or not read_lines or (frame.f_code is watch_code and frame.f_lineno in read_lines):
-                    return
-            time.sleep(0.0005)
+            frame = sys._current_frames().get(thread.ident)
+            idle = pending[0] == 0 and (frame is None or not read_lines or
+                                        (frame.f_code is watch_code and frame.f_lineno in read_lines))
+            # twice, with a sleep between: a thread that has just returned from os.read() with data waits
+            # for the GIL while still showing the read line; the sleep hands it the GIL
+            settled = settled + 1 if idle else 0
+            if settled >= 2:
+                return
+            time.sleep(0.001)
 
     def drain(self):
         self._settle_fd_pipe()
@@ -487,6 +511,18 @@ class Hooks:
         def send(stream, msg_or_type, content=None, *args, **kwargs):
             msg_type = msg_or_type.get("msg_type") if isinstance(msg_or_type, dict) else msg_or_type
             if msg_type == "stream":
+                # stdout and stderr: text one holds back goes out before the other's next message
+                body = msg_or_type.get("content") if isinstance(msg_or_type, dict) else content
+                name = body.get("name") if isinstance(body, dict) else None
+                if not getattr(_CROSSING, "on", False):
+                    _CROSSING.on = True
+                    try:
+                        for guard in self.guards:
+                            if isinstance(guard, BatchGuard) and getattr(guard.stream, "name", name) != name \
+                                    and guard.holding:
+                                guard.release_held()
+                    finally:
+                        _CROSSING.on = False
                 return orig_send(stream, msg_or_type, content, *args, **kwargs)
             if msg_type not in _NO_BOUNDARY:
                 # Output order: stream text held back so far goes out before this message.
@@ -499,6 +535,8 @@ class Hooks:
 
         self._patch_attr(session, "send", send)
 
+
+_CROSSING = threading.local()  # set while one stream releases another's held text (no ping-pong)
 
 #: Messages that carry no output, so held stream text need not be resolved before them.
 _NO_BOUNDARY = frozenset({"status", "execute_input"})

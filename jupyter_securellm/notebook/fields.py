@@ -3,7 +3,7 @@
 A field is a string, or a "multiline string" (an array of strings that nbformat joins: cell sources,
 stream text, text MIME data). Scanning a multiline string joined matters: a PEM key spans lines.
 Image and other binary MIME data are left out: they are base64 payloads, not text, and scrubbing
-never touches them.
+never touches them. XML and JSON subtypes (`image/svg+xml`) are text and are scanned like any other.
 """
 from __future__ import annotations
 
@@ -59,7 +59,11 @@ class Field:
 
 
 def is_binary_mime(mime: str) -> bool:
-    return mime.startswith(BINARY_MIME_PREFIXES) or mime in BINARY_MIME_TYPES
+    """True for base64 payloads. `image/svg+xml` (a plot whose title shows a config value) is XML text."""
+    base = mime.split(";", 1)[0].strip().lower()
+    if base.endswith(("+xml", "+json")):
+        return False
+    return base.startswith(BINARY_MIME_PREFIXES) or base in BINARY_MIME_TYPES
 
 
 def format_path(parts) -> str:

@@ -31,6 +31,7 @@ class SecureLLM(ExtensionApp):
     """Brokers LLM calls with keys from Vault, scrubs saved notebooks, audits every call."""
 
     name = "jupyter_securellm"
+    _hub_groups = None  # HubGroups of the owner, made on first use (on a Hub)
 
     # -- Vault --------------------------------------------------------------------------------
     vault_url = Unicode(
@@ -98,6 +99,29 @@ class SecureLLM(ExtensionApp):
         True, help="Import litellm in a background thread at start-up so the first call is fast."
     ).tag(config=True)
 
+    # -- JupyterHub (docs/jupyterhub.md) ------------------------------------------------------------
+    broker_mode = Enum(
+        ["local", "hub-service"], "local",
+        help="'local': this server runs the broker itself (tier 2: the key lives in this server's memory). "
+             "'hub-service': this server holds no key and no Vault credential and forwards every broker call "
+             "to the JupyterHub service hub_service_name, as its user (tier 3).",
+    ).tag(config=True)
+    hub_service_name = Unicode(
+        "securellm", help="Name of the JupyterHub service running `jupyter-securellm broker` (hub-service mode).",
+    ).tag(config=True)
+    hub_service_url = Unicode(
+        "", help="Base URL of the broker service (its JupyterHub `url`, e.g. http://securellm-broker:8000). "
+                 "Empty: looked up in the Hub API (needs read:services!service=<name> on the server role).",
+    ).tag(config=True)
+    kernel_token_peer_check = Bool(
+        True, help="Refuse a kernel token sent over loopback by a process of another Unix user (several "
+                   "users' servers on one machine). Turn off only if kernel calls reach this server through "
+                   "a local proxy running as another user.",
+    ).tag(config=True)
+    hub_groups_ttl = Float(
+        60.0, help="Seconds the Hub groups of a user stay cached (they feed policy input.groups and budgets).",
+    ).tag(config=True)
+
     # -- policy, audit, storage (later issues) -------------------------------------------------
     policy_paths = List(Unicode(), [], help="Rego policy files or directories (policy arrives in a later issue).").tag(config=True)
     audit_log_path = Unicode("", help="Hash-chained JSONL audit log file; empty disables it.").tag(config=True)
@@ -139,7 +163,8 @@ class SecureLLM(ExtensionApp):
     ).tag(config=True)
     save_hook_text_extensions = List(
         Unicode(), default_value=[".py", ".md", ".env", ".json", ".txt", ".yaml", ".yml", ".cfg", ".ini", ".toml"],
-        help="File name endings of text files scanned on save like notebooks (e.g. '.env' also matches 'prod.env').",
+        help="Every file saved as text is scanned on save, whatever its name; files saved as base64 (uploads) "
+             "whose names end with one of these are decoded and scanned too (e.g. '.env' also matches 'prod.env').",
     ).tag(config=True)
 
     # -------------------------------------------------------------------------------------------
@@ -230,6 +255,20 @@ class SecureLLM(ExtensionApp):
 
     def check_config(self) -> None:
         """The rules that span traits; raise ConfigError naming the trait to change."""
+        if self.hub_service_url:
+            _url("hub_service_url", self.hub_service_url)
+        if self.broker_mode == "hub-service":
+            if not self.hub_service_name.strip() or "/" in self.hub_service_name:
+                raise ConfigError("c.SecureLLM.hub_service_name: must name the JupyterHub service, e.g. 'securellm'.")
+            from ..hub.identity import hub_env
+
+            if hub_env() is None:
+                raise ConfigError("c.SecureLLM.broker_mode: 'hub-service' needs a JupyterHub single-user server "
+                                  "(JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN are not set); use 'local' here.")
+            if self.models:
+                self.log.warning("SecureLLM: c.SecureLLM.models is ignored in hub-service mode: the broker service "
+                                 "%r holds the models and keys.", self.hub_service_name)
+            return  # no Vault client and no model in this server: nothing else to check
         try:
             self.vault_settings().validate()  # the Vault auth rules live there, and only there
         except VaultConfigError as exc:
@@ -302,10 +341,89 @@ class SecureLLM(ExtensionApp):
         base = sa.base_url if sa.base_url.endswith("/") else sa.base_url + "/"
         return f"{scheme}://{ip}:{sa.port}{base}jupyter-securellm/v1"
 
-    def initialize_settings(self):
+    def build_broker(self):
+        """The redactor, the Vault client and the broker, from the `c.SecureLLM.*` traits.
+
+        The one entry point shared by the server extension and the JupyterHub service
+        (`jupyter-securellm broker`), so both run the same broker with the same config names.
+        """
         from ..detect import Redactor, Scanner
-        from . import hardening, kernels
+        from . import hardening
         from .broker import Broker
+
+        self.redactor = Redactor(Scanner(), placeholder=self.redaction_placeholder)
+        hardening.install_log_filter(self.redactor, extra_loggers=[self.log.name])
+
+        def on_litellm_loaded(_mod):
+            hardening.install_log_filter(self.redactor, extra_loggers=[self.log.name])
+
+        self._on_litellm_loaded = on_litellm_loaded
+
+        def on_secret(value, *_, **__):
+            # every value read from Vault joins the redactor (and the DLP scanner) at once
+            if value and getattr(self, "broker", None) is not None:
+                self.broker.remember_secret(value)
+            elif value:
+                self.redactor.add_secret(value)
+
+        self.vault = self._make_vault(on_secret)
+        self.broker = Broker(
+            models=self.model_configs(), allowed_hosts=self.allowed_hosts, vault=self.vault,
+            redactor=self.redactor, prompt_dlp_mode=self.prompt_dlp_mode,
+            user_secret_paths=self.user_secret_paths, request_timeout=self.request_timeout,
+            governors=[cls(parent=self) for cls in self.governor_classes],
+            log=self.log, on_litellm_loaded=on_litellm_loaded,
+        )
+        return self.broker
+
+    def preload(self) -> None:
+        """Import litellm in a background thread, so the first call is fast (local broker only)."""
+        import threading
+
+        from .provider import import_litellm
+
+        def _preload():
+            try:
+                import_litellm()
+                self._on_litellm_loaded(None)
+            except Exception as exc:  # noqa: BLE001 - reported, then the first call retries
+                self.log.warning("SecureLLM: background import of litellm failed: %s", type(exc).__name__)
+
+        threading.Thread(target=_preload, name="securellm-litellm-import", daemon=True).start()
+
+    def build_forwarder(self):
+        """hub-service mode: a redactor (save hook, kernel env) and a forwarder; no Vault, no key."""
+        from ..detect import Redactor, Scanner
+        from ..hub.forward import HubServiceBroker
+        from ..hub.identity import hub_env
+        from . import hardening
+
+        self.redactor = Redactor(Scanner(), placeholder=self.redaction_placeholder)
+        hardening.install_log_filter(self.redactor, extra_loggers=[self.log.name])
+        self.vault = None
+        env = hub_env()
+        self.broker = HubServiceBroker(service_name=self.hub_service_name, service_url=self.hub_service_url,
+                                       api_url=env["api_url"], token=env["token"], redactor=self.redactor,
+                                       request_timeout=self.request_timeout, log=self.log)
+        self.log.info("SecureLLM: hub-service mode: broker calls go to the JupyterHub service %r; no Vault client "
+                      "in this server", self.hub_service_name)
+        return self.broker
+
+    async def caller_groups(self) -> tuple:
+        """The owner's Hub groups (policy input.groups, budget groups); () when not on a Hub."""
+        if self.broker_mode == "hub-service":
+            return ()  # the service reads them from the Hub itself
+        from ..hub.identity import HubGroups, hub_env
+
+        if self._hub_groups is None:
+            env = hub_env()
+            if env is None:
+                return ()
+            self._hub_groups = HubGroups(env["api_url"], env["token"], ttl=self.hub_groups_ttl, self_only=True)
+        return await self._hub_groups.get(self.owner)
+
+    def initialize_settings(self):
+        from . import hardening, kernels
 
         try:
             self.check_config()
@@ -320,27 +438,7 @@ class SecureLLM(ExtensionApp):
                 self._fail(f"c.SecureLLM.harden_process: {exc}; set it to False only if you accept the risk.")
             self.log.info("SecureLLM: process marked non-dumpable: %s", ok)
 
-        self.redactor = Redactor(Scanner(), placeholder=self.redaction_placeholder)
-        hardening.install_log_filter(self.redactor, extra_loggers=[self.log.name])
-
-        def on_litellm_loaded(_mod):
-            hardening.install_log_filter(self.redactor, extra_loggers=[self.log.name])
-
-        def on_secret(value, *_, **__):
-            # every value read from Vault joins the redactor (and the DLP scanner) at once
-            if value and getattr(self, "broker", None) is not None:
-                self.broker.remember_secret(value)
-            elif value:
-                self.redactor.add_secret(value)
-
-        self.vault = self._make_vault(on_secret)
-        self.broker = broker = Broker(
-            models=self.model_configs(), allowed_hosts=self.allowed_hosts, vault=self.vault,
-            redactor=self.redactor, prompt_dlp_mode=self.prompt_dlp_mode,
-            user_secret_paths=self.user_secret_paths, request_timeout=self.request_timeout,
-            governors=[cls(parent=self) for cls in self.governor_classes],
-            log=self.log, on_litellm_loaded=on_litellm_loaded,
-        )
+        broker = self.build_forwarder() if self.broker_mode == "hub-service" else self.build_broker()
 
         mkm = self.serverapp.kernel_manager
         tokens = kernels.KernelTokens(is_live=kernels.kernel_is_live(mkm))
@@ -353,6 +451,7 @@ class SecureLLM(ExtensionApp):
             url_getter=lambda: self.broker_url or self._default_broker_url(), user=self.owner, log=self.log,
         )
         launch.on_token = broker.remember_secret
+        launch.output_relay = kernels.KernelOutputRelay(self.redactor)
         kernels.install(mkm, launch)
         from .terminals import install as install_terminal_env  # terminals: same sanitizer as kernels
 
@@ -367,19 +466,8 @@ class SecureLLM(ExtensionApp):
             "jupyter_securellm_max_request_bytes": self.max_request_bytes,
             "jupyter_securellm_version": __version__,
         })
-        if self.preload_litellm:
-            import threading
-
-            from .provider import import_litellm
-
-            def _preload():
-                try:
-                    import_litellm()
-                    on_litellm_loaded(None)
-                except Exception as exc:  # noqa: BLE001 - reported, then the first call retries
-                    self.log.warning("SecureLLM: background import of litellm failed: %s", type(exc).__name__)
-
-            threading.Thread(target=_preload, name="securellm-litellm-import", daemon=True).start()
+        if self.preload_litellm and self.broker_mode == "local":
+            self.preload()
 
         from .contents import install_save_hook
 

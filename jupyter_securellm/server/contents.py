@@ -103,7 +103,9 @@ class SaveHook:
         kind = model.get("type")
         if kind == "notebook":
             handler = self._notebook
-        elif kind == "file" and self._wants_text(path or ""):
+        elif kind == "file" and (model.get("format") == "text" or self._wants_text(path or "")):
+            # every file saved as text is scanned whatever its name (.sql, .sh, no extension); the
+            # extension list only adds base64 saves of text files
             handler = self._file
         else:
             return
@@ -172,6 +174,7 @@ class SaveHook:
     # -- kinds ---------------------------------------------------------------------------------------
 
     def _wants_text(self, path: str) -> bool:
+        """Files saved as base64 (uploads) under these names are decoded and scanned as text too."""
         name = path.rsplit("/", 1)[-1]
         return any(name.endswith(ext) for ext in self.text_extensions)
 

@@ -31,10 +31,15 @@ from traitlets.config import LoggingConfigurable
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is asking: a kernel (by capability token) or a browser user (Jupyter auth)."""
+    """Who is asking: a kernel (by capability token) or a browser user (Jupyter auth).
+
+    On a JupyterHub, `user` and `groups` are the Hub's (jupyter_securellm.hub.identity): the one
+    place policy (`input.groups`) and budget groups read them from. Never from the request body.
+    """
 
     user: str
     kernel_id: str | None = None
+    groups: tuple[str, ...] = ()
 
     @property
     def via(self) -> str:

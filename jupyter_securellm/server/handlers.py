@@ -26,7 +26,14 @@ AUTH_RESOURCE = "jupyter_securellm:llm"
 
 def broker_auth(method):
     """Kernel token if the header is present, else Jupyter auth; BrokerError -> JSON error."""
-    jupyter_auth = web.authenticated(authorized(resource=AUTH_RESOURCE)(method))
+    @functools.wraps(method)
+    async def as_owner(self, *args, **kwargs):
+        # only reached once Jupyter auth passed: then ask the Hub for the owner's groups
+        app = self.settings["jupyter_securellm_app"]
+        self.caller = Caller(user=app.owner, groups=await app.caller_groups())
+        return await method(self, *args, **kwargs)
+
+    jupyter_auth = web.authenticated(authorized(resource=AUTH_RESOURCE)(as_owner))
 
     @allow_unauthenticated  # we authenticate ourselves, below, on every path
     @functools.wraps(method)
@@ -38,7 +45,12 @@ def broker_auth(method):
                 if principal is None:
                     raise BrokerError("unauthorized", "The kernel token is invalid or revoked; "
                                                       "restart the kernel to get a fresh one.")
-                self.caller = Caller(user=principal.user, kernel_id=principal.kernel_id)
+                app = self.settings["jupyter_securellm_app"]
+                if app.kernel_token_peer_check and not _peer_is_us(self):
+                    raise BrokerError("unauthorized", "This kernel token was sent by another Unix user's process; "
+                                                      "kernel tokens work only from the kernel they were issued to.")
+                self.caller = Caller(user=principal.user, kernel_id=principal.kernel_id,
+                                     groups=await app.caller_groups())
                 return await method(self, *args, **kwargs)
             self.caller = Caller(user=self.settings["jupyter_securellm_app"].owner)
             return await jupyter_auth(self, *args, **kwargs)
@@ -46,6 +58,17 @@ def broker_auth(method):
             self.send_broker_error(exc)
 
     return wrapper
+
+
+def _peer_is_us(handler) -> bool:
+    """False only when the caller is provably a loopback socket of another uid (server/peer.py)."""
+    import os
+
+    from .peer import loopback_peer_uid
+
+    stream = getattr(handler.request.connection, "stream", None)
+    uid = loopback_peer_uid(getattr(stream, "socket", None)) if stream is not None else None
+    return uid is None or uid == os.getuid()
 
 
 class BaseHandler(ExtensionHandlerMixin, APIHandler):
@@ -189,6 +212,7 @@ class StatusHandler(BaseHandler):
     async def get(self):
         version = self.settings.get("jupyter_securellm_version", "")
         body = await self.broker.dispatch(self.caller, "status", {"version": version})
+        body.setdefault("groups", list(self.caller.groups))  # the Hub's, when on a Hub
         redactor = self.settings.get("jupyter_securellm_redactor")
         if redactor is not None:  # for `jupyter-securellm doctor`: flags and names, never values
             from .hardening import process_report

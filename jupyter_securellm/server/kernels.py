@@ -13,11 +13,15 @@ place that sees the real launch env and every (re)start, without replacing the a
 """
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import hashlib
 import hmac
+import os
 import re
 import secrets
+import select
+import subprocess
 import threading
 from dataclasses import dataclass
 
@@ -118,6 +122,7 @@ class KernelLaunchService:
         self.user = user
         self.log = log
         self.on_token = None  # callable(token): e.g. register with the redactor
+        self.output_relay: KernelOutputRelay | None = None  # redacts the kernel's stdout/stderr
 
     def launch_env(self, kernel_id: str, env: dict) -> dict:
         clean, removed = self.sanitizer.sanitize(env)
@@ -139,6 +144,68 @@ class KernelLaunchService:
                           "restart" if restart else "shutdown")
 
 
+class KernelOutputRelay:
+    """Copies what a kernel process writes to its stdout/stderr to the server's own fd 1/2, redacted.
+
+    Why in the server, at launch: the kernel's inherited descriptors become pipes that the server reads.
+    Everything written to them passes the server's redactor (built-in rules and every value read from
+    Vault, so `secrets.get` values too) before it reaches the server's streams and log: ipykernel's echo of
+    fd-level output, `sys.__stdout__`, child processes, C code, and anything written before
+    `%load_ext` or by code that undoes the kernel's hooks. A kernel cannot route around a pipe it was
+    given at birth; a hook inside the kernel could be undone by the code it guards.
+
+    Held text (a secret that might still be arriving) is released after `idle` seconds without input, so
+    an ordinary log line is never stuck.
+    """
+
+    def __init__(self, redactor, idle: float = 1.0):
+        self.redactor = redactor
+        self.idle = idle
+
+    def attach(self, kernel_id: str, proc) -> list[threading.Thread]:
+        threads = []
+        for src, dest in ((getattr(proc, "stdout", None), 1), (getattr(proc, "stderr", None), 2)):
+            if src is None:
+                continue
+            rfd = os.dup(src.fileno())  # ours: jupyter_client closes its copy when the kernel exits
+            t = threading.Thread(target=self._pump, args=(rfd, dest), daemon=True,
+                                 name=f"securellm-kernel-output-{dest}-{kernel_id[:8]}")
+            t.start()
+            threads.append(t)
+        return threads
+
+    @staticmethod
+    def _write(fd: int, text: str) -> None:
+        data = text.encode("utf-8", "surrogateescape")
+        while data:
+            try:
+                n = os.write(fd, data)
+            except InterruptedError:  # pragma: no cover
+                continue
+            except OSError:  # the server's own stream is gone (closed terminal): drop, never block
+                return
+            data = data[n:]
+
+    def _pump(self, rfd: int, dest: int) -> None:
+        sr = self.redactor.stream()
+        decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        try:
+            while True:
+                ready, _, _ = select.select([rfd], [], [], self.idle if sr.pending else None)
+                if not ready:  # quiet for a while: nothing more is coming soon, release what is held
+                    self._write(dest, sr.flush())
+                    continue
+                data = os.read(rfd, 65536)
+                if not data:
+                    break
+                self._write(dest, sr.feed(decoder.decode(data)))
+            self._write(dest, sr.feed(decoder.decode(b"", final=True)) + sr.flush())
+        except Exception as exc:  # pragma: no cover - never take the server down; say so without text
+            self._write(2, f"SecureLLM: kernel output relay stopped ({type(exc).__name__})\n")
+        finally:
+            os.close(rfd)
+
+
 class SecureLLMKernelManagerMixin:
     """Mixed in front of the configured KernelManager class; see the module docstring."""
 
@@ -149,7 +216,18 @@ class SecureLLMKernelManagerMixin:
         svc = type(self)._securellm_launch
         if svc is not None:
             kw["env"] = svc.launch_env(self.kernel_id, dict(kw.get("env") or {}))
+            if svc.output_relay is not None:
+                for name in ("stdout", "stderr"):
+                    if kw.get(name) is None:  # an admin's own redirection is kept
+                        kw[name] = subprocess.PIPE
         return cmd, kw
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        svc = type(self)._securellm_launch
+        proc = getattr(self.provisioner, "process", None)
+        if svc is not None and svc.output_relay is not None and proc is not None:
+            svc.output_relay.attach(self.kernel_id or "", proc)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         svc = type(self)._securellm_launch
@@ -195,6 +273,6 @@ def kernel_is_live(multi_kernel_manager):
 
 
 __all__ = [
-    "DEFAULT_ENV_DENY_PATTERNS", "EnvSanitizer", "KernelLaunchService", "KernelPrincipal", "KernelTokens",
+    "DEFAULT_ENV_DENY_PATTERNS", "EnvSanitizer", "KernelLaunchService", "KernelOutputRelay", "KernelPrincipal", "KernelTokens",
     "SecureLLMKernelManagerMixin", "TOKEN_ENV", "TOKEN_HEADER", "URL_ENV", "install", "kernel_is_live",
 ]

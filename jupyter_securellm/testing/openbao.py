@@ -151,8 +151,9 @@ class OpenBao:
 
     def __init__(self, workdir: str | os.PathLike | None = None, *, port: int | None = None,
                  audit_log: str | os.PathLike | None = None, bao: str | None = None,
-                 tls: bool = False, start_timeout: float = 30.0):
+                 tls: bool = False, start_timeout: float = 30.0, preexec_fn=None):
         self._own_dir = workdir is None
+        self.preexec_fn = preexec_fn  # run in the child before exec (the demo: die with the parent)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="openbao-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.bao = bao or find_bao()
@@ -217,7 +218,7 @@ class OpenBao:
         self.proc = subprocess.Popen(
             [self.bao, "server", f"-config={config}", "-log-level=warn"],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=self.preexec_fn,
         )
         _LIVE.add(self.proc)
         self._wait_listening()

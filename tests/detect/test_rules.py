@@ -21,6 +21,11 @@ REQUIRED = [
 ]
 
 
+def test_bundled_rules_validate_like_user_rules():
+    # default_rules() defers compiling to first use (load time); validated, they are the same rules
+    assert load_rules(validate=True) == RULES
+
+
 def test_required_rules_present():
     ids = {r.id for r in RULES}
     assert not set(REQUIRED) - ids

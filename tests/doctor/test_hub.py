@@ -81,3 +81,4 @@ def test_service_name_not_in_the_hub_fails(tmp_path):
 def test_local_mode_skips_the_hub_checks(tmp_path):
     rc, checks = hub_checks(tmp_path, None, [], mode="local")
     assert rc == 0 and {c["status"] for c in checks.values()} == {"skip"}
+

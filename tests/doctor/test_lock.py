@@ -78,3 +78,47 @@ def test_this_environment_is_what_the_lock_says():
         "requirements/test.txt changed after this venv was installed: run `make install`"
     problems, missing = compare_lock(read_lock(lock), installed())
     assert not problems and not missing, f"{FIX} (or `make install`)\n" + "\n".join(problems + missing)
+
+
+def _imports(path: Path):
+    """Top-level module names imported by a file, except those under `try: ... except ImportError`."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    optional = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+                or isinstance(h.type, ast.Tuple) and any(getattr(e, "id", "") in ("ImportError", "ModuleNotFoundError")
+                                                         for e in h.type.elts)
+                for h in node.handlers):
+            for inner in node.body:
+                optional.update(id(n) for n in ast.walk(inner))
+    for node in ast.walk(tree):
+        if id(node) in optional:
+            continue
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.module.split(".")[0]
+
+
+def test_every_imported_package_is_locked():
+    """A test or module importing a package that only happens to be installed (here, by hand) breaks on
+    CI's fresh venv, which holds exactly the lock."""
+    from importlib.metadata import packages_distributions
+
+    owners = packages_distributions()
+    pins = read_lock(REPO / "requirements" / "test.txt")
+    files = [p for d in ("jupyter_securellm", "tests", "benchmarks") for p in (REPO / d).rglob("*.py")]
+    missing = {}
+    for f in files:
+        for mod in set(_imports(f)):
+            if mod in sys.stdlib_module_names or mod == "jupyter_securellm":
+                continue
+            dists = {canonical(d) for d in owners.get(mod, ())}
+            if dists and not dists & set(pins):
+                missing.setdefault(", ".join(sorted(dists)), []).append(str(f.relative_to(REPO)))
+    assert not missing, ("imported but not in pyproject.toml/the lock: add them to pyproject.toml, then "
+                         "`make lock`\n" + "\n".join(f"{d}: {fs[:3]}" for d, fs in sorted(missing.items())))

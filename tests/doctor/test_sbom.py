@@ -15,7 +15,10 @@ def test_sbom_lists_this_environment(tmp_path):
                            "--only", "environment.compromised"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     bom = json.loads(out.read_text())
-    assert bom["bomFormat"] == "CycloneDX"
+    assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"].startswith("1.")
+    # every installed distribution has a PyPI purl (our own editable checkout excepted: it is no PyPI file)
+    assert all(c.get("purl", "").startswith("pkg:pypi/") for c in bom["components"]
+               if canonical(c["name"]) != "jupyter-securellm")
     comps = {canonical(c["name"]): c for c in bom["components"]}
     assert comps["litellm"]["version"] == version("litellm")
     assert comps["litellm"]["purl"] == f"pkg:pypi/litellm@{version('litellm')}"

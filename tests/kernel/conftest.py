@@ -163,9 +163,21 @@ class ServerKernel(Kernel):
         self.kc = BlockingKernelClient()
         self.kc.load_connection_file(str(conn))
         self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=60)
         self.km = True
         self.all_messages = []
+        # The connection file exists before the kernel listens; without a manager, jupyter_client judges
+        # "alive" by the heartbeat, which a kernel still starting on a loaded machine misses: "Kernel died
+        # before replying". Ask the server whether it really died before giving up.
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                self.kc.wait_for_ready(timeout=max(1.0, deadline - time.monotonic()))
+                break
+            except RuntimeError:
+                state = self.rest("GET", f"api/kernels/{self.kernel_id}").get("execution_state")
+                if state == "dead" or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def rest(self, method: str, path: str, body=None):
         import json as _json

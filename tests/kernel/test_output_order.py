@@ -226,3 +226,13 @@ def test_split_secret_still_caught(kernel):
     text = kernel.stream_text(msgs)
     assert kernel.secret not in text and " ".join(kernel.secret) not in text
     assert text.count(PLACEHOLDER) == 3
+
+
+def test_text_held_on_stdout_goes_before_the_next_stderr_message(kernel):
+    # the quickstart's "what redaction catches" cell: a secret printed one character at a time, then a
+    # logging line on stderr; the placeholder must not arrive after the log line
+    code = ("for c in s: print(c, end='', flush=True)\n"
+            "logging.basicConfig(force=True, stream=sys.stderr)\n"
+            "logging.getLogger('app').warning('connecting with %s', s)")
+    got = run(kernel, code)
+    assert got == [("stream:stdout", PLACEHOLDER), ("stream:stderr", f"WARNING:app:connecting with {PLACEHOLDER}\n")]

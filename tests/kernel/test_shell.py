@@ -47,7 +47,7 @@ def test_load_then_unload_leaves_no_hooks(shell):
     assert loaded["store_inputs"] is not None
     assert loaded["putenv"] is not before["putenv"]
     assert loaded["record_factory"] is not before["record_factory"]
-    assert len(loaded["post_run_cell"]) == len(before["post_run_cell"]) + 1
+    assert len(loaded["post_run_cell"]) == len(before["post_run_cell"]) + 2  # output drain, %llm error
     assert loaded["configurables"]
     # ...and unload removes every bit of it
     shell.run_line_magic("unload_ext", "jupyter_securellm")
@@ -57,7 +57,7 @@ def test_load_then_unload_leaves_no_hooks(shell):
     assert "llm" in shell.magics_manager.magics["cell"]
     shell.run_line_magic("reload_ext", "jupyter_securellm")
     assert "llm" in shell.magics_manager.magics["cell"]
-    assert len(shell.events.callbacks["post_run_cell"]) == len(before["post_run_cell"]) + 1
+    assert len(shell.events.callbacks["post_run_cell"]) == len(before["post_run_cell"]) + 2
 
 
 def test_load_imports_nothing_heavy_and_opens_no_connection(tmp_path):

@@ -62,7 +62,7 @@ def test_base64_encoded_key_in_output_is_found(kit, engine):
     assert blob not in result.new_text
 
 
-def test_images_are_never_touched(kit, engine):
+def test_binary_images_are_never_touched_svg_is_text(kit, engine):
     key = kit.secret("openai-api-key", 6)
     nb = new_notebook()
     data = {"image/png": f"iVBORw0KGgo{key}", "image/jpeg": key, "image/svg+xml": f"<svg>{key}</svg>",
@@ -70,7 +70,10 @@ def test_images_are_never_touched(kit, engine):
     nb.cells = [new_code_cell("plot()", outputs=[new_output("display_data", data=data)])]
     result = process_notebook(_nb_text(nb), "img.ipynb", engine, scrub=True)
     out = nbformat.reads(result.new_text, as_version=4).cells[0].outputs[0].data
-    assert out["image/png"] == data["image/png"] and out["image/jpeg"] == key and out["image/svg+xml"] == data["image/svg+xml"]
+    assert out["image/png"] == data["image/png"] and out["image/jpeg"] == key
+    # SVG is XML text (a plot title showing a config value): scanned and scrubbed like text/html
+    assert out["image/svg+xml"] == "<svg>[REDACTED:openai-api-key]</svg>"
+    assert [f.field for f in result.findings if "svg" in (f.field or "")]
     assert out["text/plain"] == "<Figure [REDACTED:openai-api-key]>"
 
 

@@ -125,9 +125,29 @@ async def test_text_files_are_scrubbed_too(jp_fetch, jp_root_dir, kit):
     r = await put(jp_fetch, "run.txt", {"type": "file", "format": "base64", "content": base64.b64encode(raw).decode()})
     assert r.code == 201
     assert (jp_root_dir / "run.txt").read_bytes() == b"log \xff\nkey=[REDACTED:openai-api-key]\n"
-    # not a configured extension: left alone
-    r = await put(jp_fetch, "data.csv", {"type": "file", "format": "text", "content": f"k,{key}\n"})
-    assert r.code == 201 and key in (jp_root_dir / "data.csv").read_text()
+    # any file saved as text is scanned, whatever its name
+    for name in ("query.sql", "data.csv", "Dockerfile", "notes"):
+        r = await put(jp_fetch, name, {"type": "file", "format": "text", "content": f"-- {name}\nk,{key}\n"})
+        assert r.code == 201
+        assert (jp_root_dir / name).read_text() == f"-- {name}\nk,[REDACTED:openai-api-key]\n", name
+    # base64 under a name not on the list: an upload of unknown type, left as is
+    r = await put(jp_fetch, "blob.bin", {"type": "file", "format": "base64",
+                                         "content": base64.b64encode(f"k,{key}\n".encode()).decode()})
+    assert r.code == 201 and key in (jp_root_dir / "blob.bin").read_text()
+
+
+async def test_svg_output_is_scrubbed_binary_images_are_not(jp_fetch, jp_root_dir, kit):
+    key = kit.secret("openai-api-key", 35)
+    png = base64.b64encode(b"\x89PNG\r\n" + key.encode()).decode()
+    nb = new_notebook()
+    nb.cells = [new_code_cell("plot()", outputs=[new_output("display_data", data={
+        "image/svg+xml": f'<svg xmlns="http://www.w3.org/2000/svg"><title>api_key={key}</title></svg>',
+        "image/png": png, "text/plain": "<Figure>"})])]
+    r = await put(jp_fetch, "plot.ipynb", {"type": "notebook", "format": "json", "content": nb})
+    assert r.code == 201
+    saved = json.loads((jp_root_dir / "plot.ipynb").read_text())["cells"][0]["outputs"][0]["data"]
+    assert key not in "".join(saved["image/svg+xml"]) and "[REDACTED:openai-api-key]" in "".join(saved["image/svg+xml"])
+    assert saved["image/png"] == png
 
 
 async def test_users_own_pre_save_hook_still_runs(jp_fetch, jp_root_dir, jp_serverapp, keys):

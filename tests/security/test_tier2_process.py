@@ -37,6 +37,8 @@ def fds():
     for fd in os.listdir(f"/proc/{SPID}/fd"):
         try:
             out[fd] = os.readlink(f"/proc/{SPID}/fd/{fd}")
+            if out[fd].startswith(("pipe:", "socket:", "anon_inode:")):
+                continue  # a read would block (the server's pipes from its kernels' stdout/stderr)
             out[fd + ".data"] = rd(f"/proc/{SPID}/fd/{fd}", 1 << 20)
         except OSError as e:
             out[fd] = type(e).__name__

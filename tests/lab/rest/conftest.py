@@ -1,5 +1,4 @@
-"""Fixtures for the JupyterLab front end's tests: a real Jupyter server (pytest-jupyter) for the REST
-side, and one real JupyterLab + Chromium per browser-test module (jupyter_securellm.testing.lab)."""
+"""The front end's REST side (scan endpoint, save outcome) through a real Jupyter server (pytest-jupyter)."""
 from __future__ import annotations
 
 import os

@@ -88,6 +88,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_scrub.py
 	$(BIN)/python benchmarks/bench_load.py
 	$(BIN)/python benchmarks/bench_broker.py
+	$(BIN)/python benchmarks/bench_governance.py
 	$(BIN)/python benchmarks/bench_lab.py
 
 # 10 users' kernels x 20 concurrent streams on a real JupyterHub, tier 3 vs tier 2 (root; BENCH_HUB_ARGS="--soak 600").

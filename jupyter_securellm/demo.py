@@ -263,12 +263,13 @@ def runs_dir() -> Path:
 
 
 def _start_time(pid: int) -> str | None:
-    """The process start time (clock ticks since boot): with the pid, it names one process for good."""
+    """The process start time (clock ticks since boot): with the pid, it names one process for good.
+    None when there is no such process, or only its zombie (it has exited)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 def _same_process(rec: dict) -> bool:

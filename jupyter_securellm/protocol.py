@@ -31,6 +31,7 @@ ERROR_STATUS: dict[str, int] = {
     "provider_error": 502,
     "provider_auth": 502,
     "vault_unavailable": 503,
+    "audit_unavailable": 503,
     "broker_unavailable": 503,  # hub-service mode: the JupyterHub broker service is down or unreachable
     "timeout": 504,
 }

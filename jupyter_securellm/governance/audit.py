@@ -103,27 +103,34 @@ class Signer:
 class TransitSigner(Signer):
     """Vault/OpenBao transit engine with an ed25519 key (`vault:vN:<base64>` signatures)."""
 
-    def __init__(self, url: str, token: str | Callable[[], str], key: str, mount: str = "transit",
-                 namespace: str | None = None, verify: bool | str = True, timeout: float = 10.0):
+    def __init__(self, url: str = "", token: str | Callable[[], str] = "", key: str = "", mount: str = "transit",
+                 namespace: str | None = None, verify: bool | str = True, timeout: float = 10.0,
+                 run: Callable | None = None):
+        """Either `url` and `token`, or `run(fn)`: calls fn(hvac client) with a logged-in client (the server
+        passes its Vault client's, so the signing token is renewed and re-issued like every other)."""
         self.url, self.key, self.mount, self.namespace = url.rstrip("/"), key, mount.strip("/"), namespace
         self._token = token
+        self._run = run
         self.verify, self.timeout = verify, timeout
         self.key_id = f"transit:{self.mount}/{key}"
 
-    def _client(self):
+    def _call(self, fn):
+        if self._run is not None:
+            return self._run(fn)
         import hvac
 
         tok = self._token() if callable(self._token) else self._token
-        return hvac.Client(url=self.url, token=tok, namespace=self.namespace, verify=self.verify, timeout=self.timeout)
+        return fn(hvac.Client(url=self.url, token=tok, namespace=self.namespace, verify=self.verify,
+                              timeout=self.timeout))
 
     def sign(self, payload: bytes) -> tuple[str, str]:
-        r = self._client().secrets.transit.sign_data(
-            name=self.key, hash_input=base64.b64encode(payload).decode(), mount_point=self.mount)
+        r = self._call(lambda c: c.secrets.transit.sign_data(
+            name=self.key, hash_input=base64.b64encode(payload).decode(), mount_point=self.mount))
         return r["data"]["signature"], self.key_id
 
     def public_keys(self) -> dict[str, str]:
         """{version: base64 ed25519 public key} as transit exports them."""
-        r = self._client().secrets.transit.read_key(name=self.key, mount_point=self.mount)
+        r = self._call(lambda c: c.secrets.transit.read_key(name=self.key, mount_point=self.mount))
         return {str(v): k["public_key"] for v, k in r["data"]["keys"].items()}
 
     def public_key_pem(self) -> str:

@@ -122,11 +122,56 @@ class SecureLLM(ExtensionApp):
         60.0, help="Seconds the Hub groups of a user stay cached (they feed policy input.groups and budgets).",
     ).tag(config=True)
 
-    # -- policy, audit, storage (later issues) -------------------------------------------------
-    policy_paths = List(Unicode(), [], help="Rego policy files or directories (policy arrives in a later issue).").tag(config=True)
-    audit_log_path = Unicode("", help="Hash-chained JSONL audit log file; empty disables it.").tag(config=True)
+    # -- governance: policy, budgets, audit, alerts (docs/policy.md, docs/budgets.md, docs/audit.md) ----
+    policy_paths = List(
+        Unicode(), [],
+        help="Rego policy files or folders; the decision is data.jupyter_securellm.authz.deny (a set of reasons; "
+             "empty allows). Edited files are reloaded. Empty: the shipped default (configured models only).",
+    ).tag(config=True)
+    policy_timezone = Unicode(
+        "UTC", help="IANA time zone of the policy's input.time and of budget days and months (e.g. Europe/Paris)."
+    ).tag(config=True)
+    budgets = Dict(
+        {}, help='Spend caps: {"default": {...}, "groups": {name: {...}}, "users": {name: {...}}}, each with '
+                 "daily_tokens, monthly_tokens, daily_usd, monthly_usd, rpm. User > group > default; several "
+                 "groups: the most generous wins. Empty: no budgets.",
+    ).tag(config=True)
+    prices = Dict(
+        {}, help='Per-model price overrides or additions, by alias or litellm model: {"input_cost_per_token": '
+                 'USD, "output_cost_per_token": USD}. Others come from litellm\'s local price map.',
+    ).tag(config=True)
+    budget_lease_seconds = Float(
+        300.0, help="Seconds a budget reservation counts before it is settled; a crashed call's reservation "
+                    "stops counting after this lease.",
+    ).tag(config=True)
+    audit_log_path = Unicode(
+        "", help="Hash-chained JSONL audit log (one record per decision and call, no prompts or secrets); "
+                 "empty disables it. Calls are refused while it cannot be written.",
+    ).tag(config=True)
+    audit_rotate_bytes = Int(100 * 1024 * 1024, help="Rotate the audit log past this size (and each UTC day).").tag(config=True)
+    audit_hmac_key_path = Unicode(
+        "", help="File (chmod 600) with the key of the HMAC-SHA256 fingerprints of prompts and answers in the audit "
+                 "log; empty: no fingerprints (or audit_hmac_vault_path).",
+    ).tag(config=True)
+    audit_hmac_vault_path = Unicode(
+        "", help="KV path in Vault whose field 'key' holds the audit HMAC key (instead of audit_hmac_key_path)."
+    ).tag(config=True)
+    audit_transit_key = Unicode(
+        "", help="Vault/OpenBao transit key (type ed25519) that signs audit checkpoints; empty: no signatures."
+    ).tag(config=True)
+    audit_transit_mount = Unicode("transit", help="Mount point of the transit engine.").tag(config=True)
+    audit_checkpoint_every = Int(1000, help="Sign the audit chain head every N records.").tag(config=True)
+    audit_checkpoint_seconds = Float(300.0, help="... or every M seconds when records were added.").tag(config=True)
+    alert_webhook_url = Unicode(
+        "", help="URL that receives each new anomaly alert as a JSON POST; empty: none."
+    ).tag(config=True)
+    alert_hours = Dict(
+        {}, help='Usual hours for the outside-hours alert, in policy_timezone: {"start": 8, "end": 19, '
+                 '"weekdays": [1, 2, 3, 4, 5]} (ISO weekdays); empty: no outside-hours alert.',
+    ).tag(config=True)
     database_url = Unicode(
-        "", help="SQLAlchemy URL for state shared by many servers; empty uses SQLite under the runtime dir."
+        "", help="SQLAlchemy URL of the budget ledger shared by many servers (postgresql+psycopg://...); empty "
+                 "uses SQLite under the runtime dir.",
     ).tag(config=True)
     governor_classes = List(
         Type(klass=Governor), [],
@@ -247,6 +292,53 @@ class SecureLLM(ExtensionApp):
                 msg = str(exc)
                 raise ConfigError(f"c.SecureLLM.models{msg}" if msg.startswith("[") else
                                   f"c.SecureLLM.models: {msg}") from None
+        return proposal["value"]
+
+    @validate("budgets")
+    def _valid_budgets(self, proposal):
+        from ..governance.budget import BudgetConfigError, validate_budgets
+
+        try:
+            validate_budgets(proposal["value"])
+        except BudgetConfigError as exc:
+            raise ConfigError(f"c.SecureLLM.{exc}") from None
+        return proposal["value"]
+
+    @validate("prices")
+    def _valid_prices(self, proposal):
+        from ..governance.prices import validate_overrides
+
+        try:
+            validate_overrides(proposal["value"])
+        except ValueError as exc:
+            raise ConfigError(f"c.SecureLLM.{exc}") from None
+        return proposal["value"]
+
+    @validate("policy_timezone")
+    def _valid_timezone(self, proposal):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(proposal["value"] or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"c.SecureLLM.policy_timezone: {proposal['value']!r} is not an IANA time zone "
+                              "(e.g. 'Europe/Paris', 'UTC').") from None
+        return proposal["value"]
+
+    @validate("alert_hours")
+    def _valid_alert_hours(self, proposal):
+        h = proposal["value"]
+        if h and not (set(h) <= {"start", "end", "weekdays"}
+                      and all(isinstance(h.get(k, 0), int) and 0 <= h.get(k, 0) <= 24 for k in ("start", "end"))
+                      and all(isinstance(d, int) and 1 <= d <= 7 for d in h.get("weekdays", [1]))):
+            raise ConfigError('c.SecureLLM.alert_hours: use {"start": 8, "end": 19, "weekdays": [1, 2, 3, 4, 5]} '
+                              "(hours 0-24, ISO weekdays 1-7).")
+        return h
+
+    @validate("alert_webhook_url")
+    def _valid_webhook(self, proposal):
+        if proposal["value"]:
+            _url("alert_webhook_url", proposal["value"])
         return proposal["value"]
 
     def model_configs(self) -> dict[str, ModelConfig]:
@@ -371,7 +463,7 @@ class SecureLLM(ExtensionApp):
             models=self.model_configs(), allowed_hosts=self.allowed_hosts, vault=self.vault,
             redactor=self.redactor, prompt_dlp_mode=self.prompt_dlp_mode,
             user_secret_paths=self.user_secret_paths, request_timeout=self.request_timeout,
-            governors=[cls(parent=self) for cls in self.governor_classes],
+            governors=[self._governance()] + [cls(parent=self) for cls in self.governor_classes],
             log=self.log, on_litellm_loaded=on_litellm_loaded,
         )
         return self.broker
@@ -464,6 +556,7 @@ class SecureLLM(ExtensionApp):
             "jupyter_securellm_kernel_tokens": tokens,
             "jupyter_securellm_app": self,
             "jupyter_securellm_max_request_bytes": self.max_request_bytes,
+            "jupyter_securellm_governance": getattr(self, "governance", None),  # None when forwarding
             "jupyter_securellm_version": __version__,
         })
         if self.preload_litellm and self.broker_mode == "local":
@@ -478,10 +571,24 @@ class SecureLLM(ExtensionApp):
 
         self.handlers.extend(default_handlers)
 
+    def _governance(self):
+        """Policy, budgets, audit, alerts and metrics: the first governor (server/governance.py)."""
+        from ..governance.audit import AuditUnavailable
+        from .governance import GovernanceGovernor
+
+        try:
+            self.governance = GovernanceGovernor(parent=self)
+        except (OSError, ValueError, AuditUnavailable) as exc:
+            self._fail(f"governance: {exc}")
+        return self.governance
+
     async def stop_extension(self):
         broker = getattr(self, "broker", None)
         if broker is not None:
             await broker.aclose()
+        governance = getattr(self, "governance", None)
+        if governance is not None:
+            governance.close()
         close = getattr(getattr(self, "vault", None), "close", None)
         if close is not None:
             close()

@@ -63,8 +63,10 @@ class Broker:
         if action == "secret":
             return await self.get_user_secret(caller, body)
         if action == "models":
+            await self._authorize_only(caller, "models")
             return self.list_models()
         if action == "status":
+            await self._authorize_only(caller, "status")
             return await self.status(caller, (body or {}).get("version", ""))
         raise BrokerError("not_found", f"Unknown broker action {action!r}.")
 
@@ -102,17 +104,22 @@ class Broker:
         return self._chunks(call, reservations, first, chunks)
 
     async def _chunks(self, call: Call, reservations: list, first, chunks) -> AsyncIterator[dict]:
-        last, error = first, None
+        last, error, streamed = first, None, 0
         try:
             if first is not None:
-                yield first
-                async for chunk in chunks:
+                async for chunk in _prepend(first, chunks):
                     last = chunk
+                    for choice in chunk.get("choices") or ():  # what was streamed: settles a cut stream
+                        text = (choice.get("delta") or {}).get("content")
+                        if isinstance(text, str):
+                            streamed += len(text)
                     yield chunk
         except BaseException as exc:
             error = exc
             raise
         finally:
+            if usage_of(last) is None:  # no usage chunk (the stream was cut, or the provider sends none)
+                last = {"usage": {"streamed_chars": streamed}}
             await self._finish(call, reservations, last, error)
 
     def _call_for(self, caller: Caller, body: Any) -> Call:
@@ -132,6 +139,12 @@ class Broker:
         for g in self.governors:
             reservations.append((g, await g.reserve(call)))
         return call, messages, params, endpoint
+
+    async def _authorize_only(self, caller: Caller, action: str) -> None:
+        """`models` and `status` are decided by the governors too (policy); nothing to reserve or settle."""
+        call = Call(caller, action, None)
+        for g in self.governors:
+            await g.authorize(call)
 
     async def _finish(self, call: Call, reservations: list, answer, error) -> None:
         """Settle every reservation, then record the call; reverse governor order; never raises."""
@@ -189,8 +202,18 @@ class Broker:
             "sealed": vs.get("sealed") if isinstance(vs.get("sealed"), bool) else None,
             "auth_method": str(vs.get("auth_method", "")),
         }
-        return {"broker": "ok", "version": version, "user": caller.user, "vault": vault,
+        body = {"broker": "ok", "version": version, "user": caller.user, "vault": vault,
                 "models": sorted(self.models), "budget": None, "alerts": []}
+        for g in self.governors:  # governors that keep budgets or alerts fill `budget` and `alerts`
+            fields = getattr(g, "status_fields", None)
+            if fields is not None:
+                try:
+                    body.update(await fields(caller))
+                except Exception as exc:  # noqa: BLE001 - status never fails
+                    if self.log:
+                        self.log.warning("SecureLLM: status fields of %s failed: %s", type(g).__name__,
+                                         type(exc).__name__)
+        return body
 
     def remember_secret(self, value: str, provider_key: bool = False) -> None:
         """Register a secret with the redactor (and the DLP scanner) once."""
@@ -199,3 +222,9 @@ class Broker:
     async def aclose(self) -> None:
         await self.provider.aclose()
         self.keys.close()
+
+
+async def _prepend(first, rest):
+    yield first
+    async for item in rest:
+        yield item

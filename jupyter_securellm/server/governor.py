@@ -40,6 +40,7 @@ class Caller:
     user: str
     kernel_id: str | None = None
     groups: tuple[str, ...] = ()
+    source_addr: str | None = None  # the client address (governance: the new-address alert, input.source_addr)
 
     @property
     def via(self) -> str:

@@ -30,7 +30,7 @@ def broker_auth(method):
     async def as_owner(self, *args, **kwargs):
         # only reached once Jupyter auth passed: then ask the Hub for the owner's groups
         app = self.settings["jupyter_securellm_app"]
-        self.caller = Caller(user=app.owner, groups=await app.caller_groups())
+        self.caller = Caller(user=app.owner, groups=await app.caller_groups(), source_addr=self.request.remote_ip)
         return await method(self, *args, **kwargs)
 
     jupyter_auth = web.authenticated(authorized(resource=AUTH_RESOURCE)(as_owner))
@@ -41,8 +41,13 @@ def broker_auth(method):
         try:
             token = self.request.headers.get(TOKEN_HEADER)
             if token is not None:
-                principal = self.settings["jupyter_securellm_kernel_tokens"].check(token)
+                tokens = self.settings["jupyter_securellm_kernel_tokens"]
+                principal = tokens.check(token)
                 if principal is None:
+                    gone = tokens.revoked(token)
+                    governance = self.settings.get("jupyter_securellm_governance")
+                    if gone is not None and governance is not None:  # a copied token outlived its kernel
+                        governance.stale_token(gone.user, gone.kernel_id)
                     raise BrokerError("unauthorized", "The kernel token is invalid or revoked; "
                                                       "restart the kernel to get a fresh one.")
                 app = self.settings["jupyter_securellm_app"]
@@ -50,7 +55,7 @@ def broker_auth(method):
                     raise BrokerError("unauthorized", "This kernel token was sent by another Unix user's process; "
                                                       "kernel tokens work only from the kernel they were issued to.")
                 self.caller = Caller(user=principal.user, kernel_id=principal.kernel_id,
-                                     groups=await app.caller_groups())
+                                     groups=await app.caller_groups(), source_addr=self.request.remote_ip)
                 return await method(self, *args, **kwargs)
             self.caller = Caller(user=self.settings["jupyter_securellm_app"].owner)
             return await jupyter_auth(self, *args, **kwargs)
@@ -247,10 +252,25 @@ class ScanHandler(BaseHandler):
         self.finish(json.dumps(result))
 
 
+class MetricsHandler(BaseHandler):
+    """Prometheus text format (prometheus-client), authenticated like every broker endpoint."""
+
+    @broker_auth
+    async def get(self):
+        governance = self.settings.get("jupyter_securellm_governance")
+        if governance is None:
+            raise BrokerError("not_found", "Metrics are not available on this server.")
+        metrics = governance.gov.metrics
+        self.set_header("Content-Type", metrics.content_type)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(metrics.render())
+
+
 default_handlers = [
     (rf"/{PREFIX}/chat/completions", ChatCompletionsHandler),
     (rf"/{PREFIX}/models", ModelsHandler),
     (rf"/{PREFIX}/status", StatusHandler),
     (rf"/{PREFIX}/secrets/get", SecretsGetHandler),
     (rf"/{PREFIX}/scan", ScanHandler),
+    (rf"/{PREFIX}/metrics", MetricsHandler),
 ]

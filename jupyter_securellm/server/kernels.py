@@ -53,6 +53,17 @@ class KernelTokens:
         # is_live(kernel_id) -> bool: a token also dies when its kernel is gone, even if a
         # shutdown path skipped revocation (e.g. a kernel that died for good).
         self._is_live = is_live
+        # digests of revoked tokens (bounded): a later use means a copied token (the stale-token alert)
+        self._revoked: dict[str, KernelPrincipal] = {}
+
+    REVOKED_KEPT = 10000
+
+    def revoked(self, token: str | None) -> KernelPrincipal | None:
+        """The principal a revoked token belonged to, if it is one we issued; else None."""
+        if not token or len(token) > 256:
+            return None
+        with self._lock:
+            return self._revoked.get(_digest(token))
 
     def mint(self, kernel_id: str, user: str) -> str:
         token = secrets.token_urlsafe(32)
@@ -69,7 +80,11 @@ class KernelTokens:
         with self._lock:
             digest = self._by_kernel.pop(kernel_id, None)
             if digest:
-                self._by_digest.pop(digest, None)
+                principal = self._by_digest.pop(digest, None)
+                if principal is not None:
+                    self._revoked[digest] = principal
+                    while len(self._revoked) > self.REVOKED_KEPT:
+                        self._revoked.pop(next(iter(self._revoked)))
             return digest is not None
 
     def check(self, token: str | None) -> KernelPrincipal | None:

@@ -9,8 +9,6 @@ import contextlib
 import io
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -34,6 +32,13 @@ def write(tmp_path, values: dict, name="jupyter_server_config.py", extra="") -> 
     path = tmp_path / name
     path.write_text("\n".join(lines) + "\n" + extra)
     return str(path)
+
+
+def run_cli(*args):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["doctor", *args])
+    return rc, out.getvalue(), err.getvalue()
 
 
 def doctor(*args):
@@ -146,12 +151,10 @@ def test_loopback_http_vault_warns_and_says_if_it_answers(tmp_path):
 def test_a_config_that_does_not_load_exits_2(tmp_path):
     path = tmp_path / "broken.py"
     path.write_text("c = get_config()\nc.SecureLLM.models = {\n")
-    proc = subprocess.run([sys.executable, "-m", "jupyter_securellm", "doctor", "--only", "config", "--config", str(path)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "does not load (SyntaxError)" in proc.stderr
-    missing = subprocess.run([sys.executable, "-m", "jupyter_securellm", "doctor", "--config", str(tmp_path / "nope.py")],
-                             capture_output=True, text=True, timeout=300)
-    assert missing.returncode == 2 and "no such config file" in missing.stderr
+    rc, _, err = run_cli("--only", "config", "--config", str(path))
+    assert rc == 2 and "does not load (SyntaxError)" in err
+    rc, _, err = run_cli("--only", "config", "--config", str(tmp_path / "nope.py"))
+    assert rc == 2 and "no such config file" in err
 
 
 def test_the_report_never_prints_a_secret_from_the_config(tmp_path):
@@ -159,10 +162,10 @@ def test_the_report_never_prints_a_secret_from_the_config(tmp_path):
     cfg = write(tmp_path, {**GOOD, "vault_auth_method": "approle", "vault_approle_role_id": key,
                             "redaction_placeholder": "{bad}"})
     for fmt in ("text", "json"):
-        proc = subprocess.run([sys.executable, "-m", "jupyter_securellm", "doctor", "--only", "config", "--config", cfg,
-                               "--format", fmt], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 1
-        assert key not in proc.stdout and key not in proc.stderr
+        rc, out, err = run_cli("--only", "config", "--config", cfg, "--format", fmt)
+        assert rc == 1
+        assert key not in out and key not in err
+
 
 
 def test_vault_over_https_with_an_untrusted_certificate_fails_and_trusted_passes(tmp_path):

@@ -183,6 +183,35 @@ def test_port_held_by_an_earlier_demo_is_named_and_sigterm_stops_everything(tmp_
             first.wait()
 
 
+def test_at_a_terminal_the_earlier_demo_is_offered_to_stop(tmp_path):
+    import pty
+
+    port = _free_port()
+    first, _bao, _ = _running_demo(port, tmp_path)
+    master, slave = pty.openpty()
+    second = None
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_SECURELLM")}
+        env.update(PYTHONUNBUFFERED="1", TMPDIR=str(tmp_path))
+        second = subprocess.Popen([sys.executable, "-m", "jupyter_securellm.demo", "--port", str(port)],
+                                  stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env=env, start_new_session=True)
+        os.write(master, b"y\n")  # the answer to "Stop it? [y/N]"
+        text = _read_until(second, "Press Ctrl-C")
+        assert f"port {port} is held by an earlier `make demo` (pid {first.pid}" in text and "Stop it? [y/N]" in text
+        assert f"stopped an earlier `make demo` (pid {first.pid}" in text
+        assert first.wait(timeout=30) == 0  # it stopped cleanly, by its own SIGTERM handling
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=90) == 0
+    finally:
+        os.close(master)
+        os.close(slave)
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
 def test_sigkill_children_die_next_start_cleans_up_and_sighup_stops_it(tmp_path):
     port = _free_port()
     proc, bao, _url = _running_demo(port, tmp_path)

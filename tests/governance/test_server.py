@@ -1,0 +1,198 @@
+"""Governance wired into a real Jupyter server (pytest-jupyter), a real OpenBao holding the key and the
+stand-in provider: policy decides every action, budgets answer 429 with a reset time, the audit log
+records every decision and call (and nothing secret), status shows budget and alerts, /metrics is
+authenticated, and an unwritable audit log refuses calls."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from jupyter_securellm.detect import fake_secret  # noqa: E402
+from jupyter_securellm.governance.audit import verify  # noqa: E402
+from jupyter_securellm.testing.provider import FakeProvider  # noqa: E402
+
+POLICY = """package jupyter_securellm.authz
+
+deny contains "max_tokens above 100 is not allowed here" if {
+	input.action == "chat"
+	is_number(input.request.max_tokens)
+	input.request.max_tokens > 100
+}
+
+deny contains "models is closed today" if {
+	input.action == "models"
+	input.user == data_closed_user
+}
+
+data_closed_user := "nobody-at-all"
+
+deny contains "secret db/forbidden is off limits" if {
+	input.action == "secrets.get"
+	input.secret_path == "db/forbidden"
+}
+"""
+
+
+@pytest.fixture
+def provider(openbao):
+    key = fake_secret("openai-api-key")
+    openbao.write_secret("llm/gov", {"api_key": key})
+    with FakeProvider(key) as p:
+        yield p
+
+
+@pytest.fixture
+def gov_dir(tmp_path):
+    d = tmp_path / "gov"
+    (d / "policies").mkdir(parents=True)
+    (d / "policies" / "p.rego").write_text(POLICY)
+    return d
+
+
+@pytest.fixture
+def securellm_extra():
+    return {}
+
+
+@pytest.fixture
+def jp_server_config(openbao, provider, gov_dir, securellm_extra, tmp_path):
+    tok = tmp_path / "vault-token"
+    tok.write_text(openbao.root_token)
+    tok.chmod(0o600)
+    cfg = {
+        "vault_url": openbao.url, "vault_auth_method": "token", "vault_token_path": str(tok),
+        "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/gov", "secret_key": "api_key",
+                           "api_base": provider.url + "/v1", "allow_http": True}},
+        "allowed_hosts": [f"127.0.0.1:{provider.port}"],
+        "user_secret_paths": ["db/*"],
+        "preload_litellm": False,
+        "policy_paths": [str(gov_dir / "policies")],
+        "budgets": {"default": {"daily_tokens": 600, "rpm": 50}},
+        "database_url": f"sqlite:///{gov_dir}/budget.sqlite",
+        "audit_log_path": str(gov_dir / "audit.jsonl"),
+    }
+    cfg.update(securellm_extra)
+    return {"ServerApp": {"jpserver_extensions": {"jupyter_securellm": True}, "allow_unauthenticated_access": False},
+            "SecureLLM": cfg}
+
+
+@pytest.fixture
+def api(jp_fetch):
+    async def call(path, body=None, *, auth=True):
+        kw = {"method": "POST" if body is not None else "GET", "raise_error": False, "request_timeout": 180,
+              "headers": {} if auth else {"Authorization": ""}}
+        if body is not None:
+            kw["body"] = json.dumps(body)
+        r = await jp_fetch("jupyter-securellm", "v1", *path.split("/"), **kw)
+        raw = r.body.decode()
+        try:
+            return r.code, json.loads(raw), raw
+        except ValueError:
+            return r.code, None, raw
+    return call
+
+
+def _records(gov_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (gov_dir / "audit.jsonl").read_text().splitlines()]
+
+
+async def test_policy_denies_with_403_and_reasons_and_nothing_is_sent(api, provider, gov_dir):
+    code, body, _ = await api("chat/completions", {"model": "gpt", "max_tokens": 500,
+                                                   "messages": [{"role": "user", "content": "hi"}]})
+    assert code == 403 and body["error"]["type"] == "policy_denied"
+    assert body["error"]["message"] == "Denied by policy: max_tokens above 100 is not allowed here."
+    assert provider.requests == []
+    rec = _records(gov_dir)[-1]
+    assert rec["decision"] == "deny" and rec["reasons"] == ["max_tokens above 100 is not allowed here"]
+
+
+async def test_allowed_call_is_budgeted_audited_and_visible_in_status(api, provider, gov_dir, jp_serverapp):
+    secret_prompt = "the quarterly numbers for the board"
+    code, body, raw = await api("chat/completions", {"model": "gpt", "max_tokens": 50,
+                                                     "messages": [{"role": "user", "content": secret_prompt}]})
+    assert code == 200, raw
+    usage = body["usage"]
+    recs = _records(gov_dir)
+    call = [r for r in recs if r["type"] == "call"][-1]
+    assert call["tokens_in"] == usage["prompt_tokens"] and call["tokens_out"] == usage["completion_tokens"]
+    assert call["model"] == "gpt" and call["status"] == "ok" and call["price_known"] is True
+    text = (gov_dir / "audit.jsonl").read_text()
+    assert secret_prompt not in text and "echo:" not in text and provider.key not in text
+    assert verify([gov_dir / "audit.jsonl"]).ok
+    code, st, _ = await api("status")
+    assert code == 200
+    b = st["budget"]["daily_tokens"]
+    assert b["period"] == "day" and b["limit"] == 600 and b["used"] == usage["total_tokens"]
+    assert b["left"] == 600 - usage["total_tokens"] and b["resets_at"].endswith("Z")
+    assert st["budget"]["rpm"]["limit"] == 50 and st["alerts"] == []
+
+
+async def test_budget_exhausted_is_429_with_reset_time(api, provider):
+    # estimate: 2000 chars / 4 + max_tokens 100 = 600 tokens, the whole daily budget
+    msgs = [{"role": "user", "content": "word " * 400}]
+    code, body, raw = await api("chat/completions", {"model": "gpt", "max_tokens": 100, "messages": msgs})
+    assert code == 200, raw
+    code, body, _ = await api("chat/completions", {"model": "gpt", "max_tokens": 100, "messages": msgs})
+    assert code == 429 and body["error"]["type"] == "budget_exhausted"
+    assert body["error"]["resets_at"].endswith("Z") and "resets at" in body["error"]["message"]
+    assert len(provider.requests) == 1  # the refused call never reached the provider
+
+
+async def test_secrets_get_and_models_are_decided_by_policy(api, openbao):
+    openbao.write_secret("db/forbidden", {"password": fake_secret("openai-api-key")})
+    code, body, raw = await api("secrets/get", {"path": "db/forbidden", "key": "password"})
+    assert code == 403 and body["error"]["type"] == "policy_denied" and "off limits" in body["error"]["message"]
+    code, body, _ = await api("models")
+    assert code == 200 and body["data"][0]["id"] == "gpt"
+
+
+async def test_metrics_is_authenticated_prometheus_text(api):
+    await api("chat/completions", {"model": "gpt", "max_tokens": 500, "messages": [{"role": "user", "content": "x"}]})
+    code, _, raw = await api("metrics", auth=False)
+    assert code in (401, 403)
+    code, _, raw = await api("metrics")
+    assert code == 200
+    assert 'jupyter_securellm_denials_total{reason="policy_denied"}' in raw
+    assert "# TYPE jupyter_securellm_latency_seconds histogram" in raw
+
+
+@pytest.mark.parametrize("securellm_extra", [{"audit_log_path": "/proc/securellm-cannot-write/audit.jsonl"}])
+async def test_an_unwritable_audit_log_refuses_calls(api, provider, securellm_extra):
+    code, body, _ = await api("chat/completions", {"model": "gpt", "max_tokens": 10,
+                                                   "messages": [{"role": "user", "content": "hi"}]})
+    assert code == 503 and body["error"]["type"] == "audit_unavailable"
+    assert "cannot be written" in body["error"]["message"]
+    assert provider.requests == []
+
+
+async def test_a_cut_stream_is_settled_with_what_was_streamed(api, provider, gov_dir):
+    prompt = "one two three four five six seven eight [[provider:break=3]]"
+    code, _, raw = await api("chat/completions", {"model": "gpt", "max_tokens": 50, "stream": True,
+                                                  "messages": [{"role": "user", "content": prompt}]})
+    assert code == 200
+    call = [r for r in _records(gov_dir) if r["type"] == "call"][-1]
+    streamed = "".join(json.loads(e[6:])["choices"][0]["delta"].get("content") or ""
+                       for e in raw.split("\n\n") if e.startswith("data: {") and '"choices"' in e
+                       and json.loads(e[6:]).get("choices"))
+    assert streamed  # something arrived before the provider broke the stream
+    assert call["tokens_out"] == -(-len(streamed) // 4) and call["tokens_in"] == -(-len(prompt) // 4)
+    code, st, _ = await api("status")
+    assert st["budget"]["daily_tokens"]["used"] == call["tokens_in"] + call["tokens_out"]
+
+
+async def test_a_kernel_token_used_after_its_kernel_is_gone_raises_an_alert(api, jp_fetch, jp_serverapp):
+    app = jp_serverapp.web_app.settings["jupyter_securellm_app"]
+    token = app.kernel_tokens.mint("kernel-that-was-shut-down", app.owner)  # the server's real token store
+    app.kernel_tokens.revoke("kernel-that-was-shut-down")
+    r = await jp_fetch("jupyter-securellm", "v1", "models", method="GET", raise_error=False,
+                       headers={"X-SecureLLM-Token": token, "Authorization": ""})  # the kernel way in
+    assert r.code == 401
+    code, st, _ = await api("status")
+    assert ("stale_kernel_token", "high") in [(a["kind"], a["severity"]) for a in st["alerts"]]
+    assert "kernel-that-was-shut-down" in st["alerts"][0]["message"]
+    assert token not in json.dumps(st)

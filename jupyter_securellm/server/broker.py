@@ -92,28 +92,22 @@ class Broker:
         try:
             call, messages, params, (api_base, host) = await self._admit(call, reservations)
             resp = await self.provider.call(call.request.model, api_base, host, messages, params, True, caller.user)
-            chunks = self.answers.stream(resp, call.model, self.provider.request_timeout)
-            # the first chunk before any byte is answered: a stream that fails at once (some clients
-            # only connect on the first read) gets a plain HTTP error, not a 200 with an error event
-            first = await chunks.__anext__()
-        except StopAsyncIteration:
-            first = None
         except BaseException as exc:
             await self._finish(call, reservations, None, exc)
             raise
-        return self._chunks(call, reservations, first, chunks)
+        chunks = self.answers.stream(resp, call.model, self.provider.request_timeout)
+        return self._chunks(call, reservations, chunks)
 
-    async def _chunks(self, call: Call, reservations: list, first, chunks) -> AsyncIterator[dict]:
-        last, error, streamed = first, None, 0
+    async def _chunks(self, call: Call, reservations: list, chunks) -> AsyncIterator[dict]:
+        last, error, streamed = None, None, 0
         try:
-            if first is not None:
-                async for chunk in _prepend(first, chunks):
-                    last = chunk
-                    for choice in chunk.get("choices") or ():  # what was streamed: settles a cut stream
-                        text = (choice.get("delta") or {}).get("content")
-                        if isinstance(text, str):
-                            streamed += len(text)
-                    yield chunk
+            async for chunk in chunks:
+                last = chunk
+                for choice in chunk.get("choices") or ():  # what was streamed: settles a cut stream
+                    text = (choice.get("delta") or {}).get("content")
+                    if isinstance(text, str):
+                        streamed += len(text)
+                yield chunk
         except BaseException as exc:
             error = exc
             raise
@@ -223,8 +217,3 @@ class Broker:
         await self.provider.aclose()
         self.keys.close()
 
-
-async def _prepend(first, rest):
-    yield first
-    async for item in rest:
-        yield item

@@ -133,11 +133,11 @@ def endpoint_for(model, allowed: list[str], request_api_base: str | None = None)
 # (httpx, which follows redirects by default and also follows them by hand), and aiohttp (the
 # aiohttp_openai provider, and the transport under httpx). Guarding one client leaves the others
 # open: an Anthropic endpoint answering 307 to another host got the key sent there. So the guard
-# sits at the two libraries' request entry points (httpx `send`, aiohttp `_request`), where every
-# request of every client passes, and applies only inside a provider call (`egress_scope`, a
-# context variable: other code in the server is untouched). Inside the scope every request must go
-# to the call's own endpoint (scheme, host, port) and redirects are never followed, so a redirect
-# reaches the broker as a 3xx answer and the other host receives nothing.
+# sits at the two libraries' request entry points (httpx `_send_single_request`, every hop; aiohttp
+# `_request`), where every request of every client passes, and applies only inside a provider call (`egress_scope`, a
+# context variable: other code in the server is untouched). Inside the scope every request, every
+# redirect hop included, must go to the call's own endpoint (scheme, host, port), so a redirect to
+# another host is refused before it is sent and the other host receives nothing.
 
 import contextlib
 import contextvars
@@ -209,26 +209,26 @@ def install_egress_hooks() -> None:
 
 
 def _wrap_httpx() -> None:
+    """Every hop of every httpx request, redirects followed by httpx included, passes `_send_single_request`;
+    requests a client re-sends by hand (litellm follows redirects itself too) pass it as well."""
     import httpx
 
     for cls in (httpx.AsyncClient, httpx.Client):
-        orig = cls.send
+        orig = cls._send_single_request
         if getattr(orig, "_securellm_egress", False):
             continue
         if cls is httpx.AsyncClient:
-            async def send(self, request, *args, _orig=orig, **kwargs):
+            async def hop(self, request, *args, _orig=orig, **kwargs):
                 if _SCOPE.get() is not None:
                     check_request(request.url.scheme, request.url.host, request.url.port)
-                    kwargs["follow_redirects"] = False
                 return await _orig(self, request, *args, **kwargs)
         else:
-            def send(self, request, *args, _orig=orig, **kwargs):
+            def hop(self, request, *args, _orig=orig, **kwargs):
                 if _SCOPE.get() is not None:
                     check_request(request.url.scheme, request.url.host, request.url.port)
-                    kwargs["follow_redirects"] = False
                 return _orig(self, request, *args, **kwargs)
-        send._securellm_egress = True
-        cls.send = send
+        hop._securellm_egress = True
+        cls._send_single_request = hop
 
 
 def _wrap_aiohttp() -> None:

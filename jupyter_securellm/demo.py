@@ -58,15 +58,16 @@ def port_is_free(port: int) -> bool:
 
 def die_with_parent():
     """A preexec_fn: the child gets SIGTERM when the demo dies, even by SIGKILL (Linux PR_SET_PDEATHSIG)."""
+    import ctypes
+
     parent = os.getpid()  # evaluated in the parent: the returned function runs in the child
+    try:  # looked up here, not after fork(): the child only makes the call
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the run file still lets the next start clean up
+        return None
 
     def preexec():
-        import ctypes
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):  # not Linux: the run file still lets the next start clean up
-            return
+        prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the demo died before prctl took effect
             os._exit(1)
 

@@ -240,24 +240,34 @@ class BatchGuard:
         except Exception:  # pragma: no cover - ipykernel internals changed: assume there is something
             return True
 
-    def _fd_lines(self):
-        """Lines of ipykernel's fd-watch loop that block in os.read (the thread is idle there)."""
-        if not hasattr(self, "_read_lines"):
-            import inspect
-
-            try:
-                lines, first = inspect.getsourcelines(type(self.stream)._watch_pipe_fd)
-                self._read_lines = {first + i for i, line in enumerate(lines) if "os.read(" in line}
-            except (OSError, TypeError, AttributeError):
-                self._read_lines = set()
-        return self._read_lines
+    def _reader_blocked_in_read(self, thread, fid: int) -> bool | None:
+        """Whether ipykernel's pipe reader is blocked in read(fid) (/proc/self/task/<tid>/syscall): then
+        all that was written to the pipe has been taken. None where this cannot be told (not Linux x86-64
+        or arm64, /proc unreadable)."""
+        nr = _READ_SYSCALL.get(__import__("platform").machine())
+        tid = getattr(thread, "native_id", None)
+        if nr is None or tid is None:
+            return None
+        try:
+            with open(f"/proc/self/task/{tid}/syscall") as f:
+                fields = f.read().split()
+        except OSError:
+            return None
+        if not fields or fields[0] == "running":
+            return False
+        try:
+            return int(fields[0]) == nr and len(fields) > 1 and int(fields[1], 16) == fid
+        except ValueError:
+            return None
 
     def _settle_fd_pipe(self, timeout: float = 1.0):
         """Wait until output written to fd 1/2 (C code, child processes) has reached our buffers.
 
         ipykernel reads that pipe on its own thread; without this wait, a child's output written before a
-        display could still be in the pipe when the display is sent. Bounded: a child that keeps
-        writing does not stall the kernel.
+        display could still be in the pipe, or in that thread between read() and write(), when the display
+        is sent. Done when the pipe is empty and the thread is blocked in read() on it again (one small
+        /proc read, no sleep, in the usual case). Bounded: a child that keeps writing does not stall the
+        kernel.
         """
         fid = getattr(self.stream, "_fid", None)
         thread = getattr(self.stream, "watch_fd_thread", None)
@@ -268,25 +278,23 @@ class BatchGuard:
         import termios
         import time
 
-        read_lines = self._fd_lines()
-        watch_code = getattr(type(self.stream)._watch_pipe_fd, "__code__", None)
         deadline = time.monotonic() + timeout
-        settled = 0
-        while time.monotonic() < deadline:
+        while True:
             pending = array.array("i", [0])
             try:
                 fcntl.ioctl(fid, termios.FIONREAD, pending)
             except OSError:
                 return
-            frame = sys._current_frames().get(thread.ident)
-            idle = pending[0] == 0 and (frame is None or not read_lines or
-                                        (frame.f_code is watch_code and frame.f_lineno in read_lines))
-            # twice, with a sleep between: a thread that has just returned from os.read() with data waits
-            # for the GIL while still showing the read line; the sleep hands it the GIL
-            settled = settled + 1 if idle else 0
-            if settled >= 2:
+            if pending[0] == 0:
+                blocked = self._reader_blocked_in_read(thread, fid)
+                if blocked is None:  # cannot tell: one GIL hand-off to the reader, then go on
+                    time.sleep(0.001)
+                    return
+                if blocked:
+                    return
+            if time.monotonic() > deadline:
                 return
-            time.sleep(0.001)
+            time.sleep(0.0005)
 
     def drain(self):
         self._settle_fd_pipe()
@@ -535,6 +543,9 @@ class Hooks:
 
         self._patch_attr(session, "send", send)
 
+
+#: read(2)'s number, to recognise ipykernel's pipe reader waiting in read() (see _settle_fd_pipe).
+_READ_SYSCALL = {"x86_64": 0, "aarch64": 63}
 
 _CROSSING = threading.local()  # set while one stream releases another's held text (no ping-pong)
 

@@ -1,19 +1,17 @@
 """Pytest fixtures for real test services: an OpenBao server and a stand-in LLM provider.
 
-Load from a test folder's conftest.py by importing the fixtures::
+Registered for the whole suite by ``pytest_plugins`` in tests/conftest.py (elsewhere:
+``pytest -p jupyter_securellm.testing.pytest_plugin``).
 
-    from jupyter_securellm.testing.pytest_plugin import openbao, openbao_factory, provider, provider_key  # noqa: F401
-
-(``pytest_plugins = ["jupyter_securellm.testing.pytest_plugin"]`` works only in the rootdir's
-conftest.py or with ``-p jupyter_securellm.testing.pytest_plugin``: pytest refuses it in a
-sub-folder's conftest when the whole suite runs.)
-
-- ``openbao`` (session): one OpenBao server with KV v2 at ``secret/``. Tests share it, so write
-  under a unique path (``unique_path`` helps) and do not seal/stop it: use ``openbao_factory``.
+- ``openbao`` (session): the one shared OpenBao server of a run, KV v2 at ``secret/`` and the
+  broker's read policy ``BROKER_POLICY`` (``llm/*``, ``db/*``, ``users/*``). Tests share it, so
+  write under a unique path (``unique_path`` helps) and never seal, stop or reconfigure it: a
+  test that needs that starts a private server with ``openbao_factory``.
 - ``openbao_factory`` (function): ``openbao_factory()`` starts a private server, stopped at teardown.
-- ``provider`` (function): a :class:`FakeProvider` with a fresh random key in ``provider.key``.
-- ``provider_key``: a freshly generated key string of OpenAI's shape (or random if the engine
-  is not importable), never a literal.
+- ``standin_key``: a freshly generated key of OpenAI's shape (or random if the engine is not
+  importable), never a literal, stored nowhere.
+- ``provider`` (function): a :class:`FakeProvider` that accepts exactly ``standin_key``
+  (also in ``provider.key``).
 """
 from __future__ import annotations
 
@@ -25,6 +23,9 @@ import pytest
 from .openbao import OpenBao
 from .provider import FakeProvider
 
+# The policy a broker's Vault token gets on the shared server: read the provider keys and user secrets.
+BROKER_POLICY = "securellm-broker"
+BROKER_POLICY_PATHS = ["llm/*", "db/*", "users/*"]
 
 def new_provider_key() -> str:
     """A run-time fake provider key (OpenAI-shaped when the detection engine is available)."""
@@ -41,6 +42,7 @@ def openbao(tmp_path_factory):
     server = OpenBao(tmp_path_factory.mktemp("openbao"))
     server.start()
     server.enable_kv("secret")
+    server.read_policy(BROKER_POLICY, BROKER_POLICY_PATHS)
     try:
         yield server
     finally:
@@ -70,11 +72,13 @@ def unique_path():
 
 
 @pytest.fixture
-def provider_key():
+def standin_key():
+    """A fresh key for the stand-in provider, stored nowhere (`vault_provider_key` stores it in OpenBao)."""
     return new_provider_key()
 
 
 @pytest.fixture
-def provider(provider_key):
-    with FakeProvider(provider_key) as fp:
+def provider(standin_key):
+    """The stand-in OpenAI-compatible provider on 127.0.0.1; it accepts only `standin_key`."""
+    with FakeProvider(standin_key) as fp:
         yield fp

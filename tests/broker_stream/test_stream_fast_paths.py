@@ -104,7 +104,7 @@ def _dechunk(body: bytes) -> bytes:
         pos = eol + 2 + size + 2
 
 
-async def test_many_queued_chunks_arrive_complete_and_in_order(broker_api, provider, provider_key):
+async def test_many_queued_chunks_arrive_complete_and_in_order(broker_api, provider, vault_provider_key):
     """chars=1: one chunk per character, all queued at once, so they are coalesced into few writes."""
     words = " ".join(secrets.token_hex(3) for _ in range(30))
     code, _, raw = await broker_api("chat/completions", {
@@ -116,7 +116,7 @@ async def test_many_queued_chunks_arrive_complete_and_in_order(broker_api, provi
     text = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c["choices"])
     assert text == "echo: " + words
     assert len(chunks) > len(words)  # one SSE event per provider chunk, none merged
-    assert provider_key not in raw
+    assert vault_provider_key not in raw
 
 
 def test_tool_call_arguments_split_over_chunks_are_redacted_per_tool_call():

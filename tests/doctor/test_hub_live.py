@@ -8,7 +8,6 @@ import json
 import os
 
 from jupyter_securellm.testing.hub import SERVICE
-from jupyter_securellm.testing.pytest_plugin import openbao  # noqa: F401  (hub_stack needs it)
 
 SCOPE = f"access:services!service={SERVICE}"
 

@@ -1,6 +1,2 @@
-"""The Hub tests use the shared OpenBao; `hub_stack` comes from jupyter_securellm.testing.hub."""
-import os
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-from jupyter_securellm.testing.pytest_plugin import openbao  # noqa: E402,F401
+"""tests/hub: `hub_stack` (jupyter_securellm.testing.hub) and `openbao` come from the plugins that
+tests/conftest.py registers; nothing is local to this folder."""

@@ -26,7 +26,7 @@ def kernel(tmp_path_factory):
     import os
     import sys
 
-    from tests.kernel.conftest import Kernel
+    from jupyter_securellm.testing.kernels import Kernel
 
     tmp = tmp_path_factory.mktemp("order")
     secret = "pw-" + pysecrets.token_urlsafe(24)
@@ -236,3 +236,12 @@ def test_text_held_on_stdout_goes_before_the_next_stderr_message(kernel):
             "logging.getLogger('app').warning('connecting with %s', s)")
     got = run(kernel, code)
     assert got == [("stream:stdout", PLACEHOLDER), ("stream:stderr", f"WARNING:app:connecting with {PLACEHOLDER}\n")]
+
+
+def test_a_large_child_output_arrives_whole_before_the_display(kernel):
+    # a pipe full of output (64 KiB) is still unread when os.system returns: ipykernel's reader takes it
+    # 1,000 bytes at a time; the display must wait for all of it
+    code = "os.system(\"head -c 300000 /dev/zero | tr '\\\\0' x\")\ndisplay('after')"
+    got = run(kernel, code)
+    assert [k for k, _ in got] == ["stream:stdout", "display_data"]
+    assert got[0][1] == "x" * 300000

@@ -14,11 +14,7 @@ import sys
 
 import pytest
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403  (jp_serverapp, jp_fetch, async tests)
-
-from jupyter_securellm.detect import fake_secret  # noqa: E402
+from jupyter_securellm.detect import fake_secret
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 GOLDEN = pathlib.Path(__file__).parent / "golden"

@@ -2,64 +2,23 @@
 with the extension), kernels started by that server, and an "attacker" HTTP server that must
 receive nothing.
 
-Helpers are reused from tests/kernel/conftest.py (`ServerKernel`, `encodings`) and the stack is
+Helpers come from `jupyter_securellm.testing` (`ServerKernel`, the leak forms) and the stack is
 `jupyter_securellm.demo.DemoStack`, the same one the end-to-end tests and `make demo` start.
 Secrets are generated at run time; nothing key-shaped is written to a file.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import pathlib
 import re
 import urllib.error
 import urllib.request
 
 import pytest
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403  (jp_serverapp, async test hooks)
-
-from jupyter_securellm.testing.pytest_plugin import provider_key  # noqa: E402,F401  (reused fixture)
-from jupyter_securellm.testing.provider import FakeProvider  # noqa: E402
-
-_HERE = pathlib.Path(__file__).resolve().parent
-
-
-def _load(rel: str, name: str):
-    """Import a sibling test folder's conftest as a plain module (importlib mode has no packages)."""
-    spec = importlib.util.spec_from_file_location(name, _HERE.parent / rel)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_kernel_conftest = _load("kernel/conftest.py", "_securellm_kernel_conftest")
-ServerKernel = _kernel_conftest.ServerKernel
-encodings = _kernel_conftest.encodings
-
-
-def secret_forms(value: str) -> dict[str, str]:
-    """`encodings()` of tests/kernel plus the forms a tier-1 user produces by hand."""
-    forms = encodings(value)
-    forms["json-list"] = json.dumps(list(value))
-    forms["py-list"] = repr(list(value))
-    forms["py-list-wrapped"] = ",\n ".join(map(repr, value))
-    forms["json-list-escaped"] = json.dumps(json.dumps(list(value)))[1:-1]
-    forms["spaced"] = " ".join(value)
-    return forms
-
-
-def find_leaks(text: str, value: str) -> list[str]:
-    """Names of the forms of `value` present in `text` (empty = clean)."""
-    return [name for name, form in secret_forms(value).items() if form and form in text]
-
-
-def assert_no_secret(text: str, value: str, where: str) -> None:
-    leaks = find_leaks(text, value)
-    assert not leaks, f"secret leaked into {where} as: {', '.join(leaks)}"
+from jupyter_securellm.testing.kernels import ServerKernel
+from jupyter_securellm.testing.leaks import assert_no_secret, find_leaks, secret_forms
+from jupyter_securellm.testing.provider import FakeProvider
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import os
 import pytest
 
 from jupyter_securellm.detect import fake_secret
+from jupyter_securellm.testing.kernels import ServerKernel
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +37,7 @@ def dirty_stack(tmp_path_factory):
 
 @pytest.fixture
 def dirty_kernel(dirty_stack):
-    import importlib.util
-    import pathlib
-
-    spec = importlib.util.spec_from_file_location(
-        "_sec_kconf", pathlib.Path(__file__).resolve().parent.parent / "kernel" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    k = mod.ServerKernel(dirty_stack)
+    k = ServerKernel(dirty_stack)
     yield k
     k.shutdown()
 

@@ -10,7 +10,6 @@ allowlisted host and echoes whatever key the broker sent it.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 import threading
@@ -18,12 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "_sec_server_conftest", pathlib.Path(__file__).resolve().parent.parent / "server" / "conftest.py")
-_srv = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_srv)
-bao, server_token_file, provider_key, jp_server_config, broker_api, server_log = (  # reused fixtures
-    _srv.bao, _srv.server_token_file, _srv.provider_key, _srv.jp_server_config, _srv.broker_api, _srv.server_log)
+
+@pytest.fixture
+def jp_server_config(securellm_server_config):  # the in-process broker server (testing/server_fixtures.py)
+    return securellm_server_config
 
 PIECE = 4
 
@@ -103,9 +100,9 @@ def evil():
 
 
 @pytest.fixture
-def securellm_config(bao, server_token_file, evil, provider_key):
+def securellm_config(openbao, server_token_file, evil, vault_provider_key):
     port = evil.server_address[1]
-    return {"vault_url": bao.url, "vault_auth_method": "token", "vault_token_path": str(server_token_file),
+    return {"vault_url": openbao.url, "vault_auth_method": "token", "vault_token_path": str(server_token_file),
             "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai", "secret_key": "api_key",
                                "api_base": f"http://127.0.0.1:{port}/v1", "allow_http": True}},
             "allowed_hosts": [f"127.0.0.1:{port}"], "preload_litellm": False}
@@ -135,22 +132,22 @@ def _joined(raw: str) -> str:
     ("content", True), ("content", False), ("tool_args", False), ("reasoning_content", False),
     ("tool_args", True), ("reasoning_content", True),
 ])
-async def test_hostile_provider_split_key_in_other_fields(broker_api, evil, provider_key, rt, mode, stream):
+async def test_hostile_provider_split_key_in_other_fields(broker_api, evil, vault_provider_key, rt, mode, stream):
     status, _, raw = await broker_api("chat/completions", {"model": "gpt", "stream": stream,
                                                           "messages": [{"role": "user", "content": mode}]})
     assert status == 200 and evil.seen == [True], (status, raw[:300])
     text = raw + "\n" + (_joined(raw) if stream else json.dumps(json.loads(raw)))
     assert "the header was" in text.replace("\n", "") or "the h" in text  # the answer came through
-    rt.assert_no_secret(text, provider_key, f"{mode} (stream={stream}) from a hostile provider")
+    rt.assert_no_secret(text, vault_provider_key, f"{mode} (stream={stream}) from a hostile provider")
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 500, 503])
 @pytest.mark.parametrize("stream", [False, True])
-async def test_error_bodies_quoting_the_key_reach_neither_caller_nor_log(broker_api, evil, provider_key, rt,
+async def test_error_bodies_quoting_the_key_reach_neither_caller_nor_log(broker_api, evil, vault_provider_key, rt,
                                                                         server_log, status, stream):
     code, _, raw = await broker_api("chat/completions", {"model": "gpt", "stream": stream,
                                                         "messages": [{"role": "user", "content": f"error{status}"}]})
     assert code >= 400 and evil.seen and all(evil.seen), (code, raw[:200])
     assert '"error"' in raw
-    rt.assert_no_secret(raw, provider_key, f"the error answer to a provider {status}")
-    rt.assert_no_secret(server_log(), provider_key, f"the server log after a provider {status}")
+    rt.assert_no_secret(raw, vault_provider_key, f"the error answer to a provider {status}")
+    rt.assert_no_secret(server_log(), vault_provider_key, f"the server log after a provider {status}")

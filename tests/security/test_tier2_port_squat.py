@@ -10,8 +10,6 @@ works, which the xfail(strict) test below keeps visible. TLS with certificate ch
 from __future__ import annotations
 
 import dataclasses
-
-import importlib.util
 import json
 import pathlib
 
@@ -19,12 +17,10 @@ import pytest
 
 from jupyter_securellm.demo import free_port
 
-_spec = importlib.util.spec_from_file_location(
-    "_sec_server_conftest2", pathlib.Path(__file__).resolve().parent.parent / "server" / "conftest.py")
-_srv = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_srv)
-bao, server_token_file, provider_key, jp_server_config, kernels = (
-    _srv.bao, _srv.server_token_file, _srv.provider_key, _srv.jp_server_config, _srv.kernels)
+
+@pytest.fixture
+def jp_server_config(securellm_server_config):  # the in-process broker server (testing/server_fixtures.py)
+    return securellm_server_config
 
 
 @pytest.fixture
@@ -33,8 +29,8 @@ def local_port():
 
 
 @pytest.fixture
-def securellm_config(bao, server_token_file, provider_key, local_port):
-    return {"vault_url": bao.url, "vault_auth_method": "token", "vault_token_path": str(server_token_file),
+def securellm_config(openbao, server_token_file, vault_provider_key, local_port):
+    return {"vault_url": openbao.url, "vault_auth_method": "token", "vault_token_path": str(server_token_file),
             "models": {"local": {"model": "openai/llama3", "secret_path": "llm/openai", "secret_key": "api_key",
                                  "api_base": f"http://127.0.0.1:{local_port}/v1", "allow_http": True}},
             "allowed_hosts": [f"127.0.0.1:{local_port}"], "preload_litellm": False}
@@ -69,16 +65,16 @@ print("{}")
 @pytest.mark.xfail(strict=True, reason=(
     "accepted residual with allow_http=True: a plain-http loopback api_base is trusted by host:port only, "
     "so a kernel that binds the port while the local model server is down receives the provider key"))
-async def test_kernel_squatting_a_local_model_port_gets_no_key(kernels, provider_key, local_port, tmp_path, rt):
+async def test_kernel_squatting_a_local_model_port_gets_no_key(kernels, vault_provider_key, local_port, tmp_path, rt):
     kid = await kernels.start()
     loot = tmp_path / "squat.json"
     await kernels.run(kid, f"PORT = {local_port}\nLOOT = {str(loot)!r}\n" + _SQUAT, timeout=120)
     data = json.loads(loot.read_text())
     assert data["auth"], "the broker did not call the squatted port at all"
-    rt.assert_no_secret(json.dumps(data), provider_key, "a request the broker sent to a squatted local port")
+    rt.assert_no_secret(json.dumps(data), vault_provider_key, "a request the broker sent to a squatted local port")
 
 
-def test_plain_http_api_base_without_allow_http_is_refused(bao, server_token_file, local_port):
+def test_plain_http_api_base_without_allow_http_is_refused(openbao, server_token_file, local_port):
     """The default closes the squat: the broker will not send a key over plain http."""
     from jupyter_securellm.server.egress import endpoint_for
     from jupyter_securellm.server.errors import BrokerError

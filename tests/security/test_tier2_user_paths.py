@@ -4,7 +4,6 @@ spelling of any user's key path, nor the fallback, may come back from `secrets/g
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 
@@ -12,37 +11,30 @@ import pytest
 
 from jupyter_securellm.detect import fake_secret
 
-_spec = importlib.util.spec_from_file_location(
-    "_sec_server_conftest4", pathlib.Path(__file__).resolve().parent.parent / "server" / "conftest.py")
-_srv = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_srv)
-bao, server_token_file, provider, jp_server_config, broker_api = (
-    _srv.bao, _srv.server_token_file, _srv.provider, _srv.jp_server_config, _srv.broker_api)
+
+@pytest.fixture
+def jp_server_config(securellm_server_config):  # the in-process broker server (testing/server_fixtures.py)
+    return securellm_server_config
 
 
 @pytest.fixture
-def provider_key():  # the stand-in's key; the real per-user keys are written below
-    return fake_secret("openai-api-key")
-
-
-@pytest.fixture
-def securellm_config(bao, server_token_file, provider):
-    return {"vault_url": bao.url, "vault_auth_method": "token", "vault_token_path": str(server_token_file),
+def securellm_config(openbao, server_token_file, provider):  # provider: its key is stored nowhere; per-user keys are written below
+    return {"vault_url": openbao.url, "vault_auth_method": "token", "vault_token_path": str(server_token_file),
             "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "users/{user}/openai",
                                "secret_key": "api_key", "api_base": provider.url + "/v1", "allow_http": True}},
             "allowed_hosts": [f"127.0.0.1:{provider.port}"], "user_secret_paths": ["users/*"],
             "preload_litellm": False}
 
 
-async def test_no_spelling_of_a_user_key_path_is_served(broker_api, bao):
+async def test_no_spelling_of_a_user_key_path_is_served(broker_api, openbao):
     code, status, _ = await broker_api("status")
     assert code == 200
     me = status["user"]
     keys = {f"users/{me}/openai": fake_secret("openai-api-key"), "users/bob/openai": fake_secret("openai-api-key"),
             "users/openai": fake_secret("openai-api-key")}
     for path, value in keys.items():
-        bao.write_secret(path, {"api_key": value})
-    bao.write_secret(f"users/{me}/warehouse", {"password": "pw-" + fake_secret("openai-api-key")[-20:]})
+        openbao.write_secret(path, {"api_key": value})
+    openbao.write_secret(f"users/{me}/warehouse", {"password": "pw-" + fake_secret("openai-api-key")[-20:]})
     paths = [f"users/{me}/openai", "users/bob/openai", "users/openai", "users/{user}/openai", f"/users/{me}/openai/",
              f"users/{me.upper()}/openai", f"users//{me}/openai", f"users/./{me}/openai", f"users/{me}/../openai",
              f"users/{me}%2Fopenai", f"users/{me}/openai ", "users/*/openai", "users/bob/../openai", "users/%7Buser%7D/openai"]

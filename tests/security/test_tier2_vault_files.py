@@ -5,33 +5,32 @@ neither unwrap it nor log in with it, so it cannot read the provider key from Op
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "_sec_server_conftest3", pathlib.Path(__file__).resolve().parent.parent / "server" / "conftest.py")
-_srv = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_srv)
-bao, provider_key, provider, jp_server_config, kernels = (
-    _srv.bao, _srv.provider_key, _srv.provider, _srv.jp_server_config, _srv.kernels)
+from jupyter_securellm.testing.pytest_plugin import BROKER_POLICY
 
 
 @pytest.fixture
-def wrapped_secret_id(bao, tmp_path):
-    role_id = bao.create_approle("redteam-broker", [_srv.KV_POLICY])
+def jp_server_config(securellm_server_config):  # the in-process broker server (testing/server_fixtures.py)
+    return securellm_server_config
+
+
+@pytest.fixture
+def wrapped_secret_id(openbao, tmp_path):
+    role_id = openbao.create_approle("redteam-broker", [BROKER_POLICY])
     p = tmp_path / "secret-id"
-    p.write_text(bao.approle_secret_id("redteam-broker", wrap_ttl="300s"))
+    p.write_text(openbao.approle_secret_id("redteam-broker", wrap_ttl="300s"))
     p.chmod(0o600)
     return role_id, p
 
 
 @pytest.fixture
-def securellm_config(bao, provider, wrapped_secret_id):
+def securellm_config(openbao, provider, vault_provider_key, wrapped_secret_id):
     role_id, sid = wrapped_secret_id
-    return {"vault_url": bao.url, "vault_auth_method": "approle", "vault_approle_role_id": role_id,
+    return {"vault_url": openbao.url, "vault_auth_method": "approle", "vault_approle_role_id": role_id,
             "vault_approle_secret_id_path": str(sid),
             "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai", "secret_key": "api_key",
                                "api_base": provider.url + "/v1", "allow_http": True}},
@@ -87,27 +86,27 @@ json.dump(out, open(LOOT, "w"))
 '''
 
 
-async def _attack(kernels, bao, wrapped_secret_id, tmp_path, warm: bool) -> dict:
+async def _attack(kernels, openbao, wrapped_secret_id, tmp_path, warm: bool) -> dict:
     role_id, sid = wrapped_secret_id
     kid = await kernels.start()
     loot = tmp_path / "vault.json"
-    text = await kernels.run(kid, f"WARM = {warm}\nBAO = {bao.url!r}\nSID = {str(sid)!r}\nROLE = {role_id!r}\nLOOT = {str(loot)!r}\n"
+    text = await kernels.run(kid, f"WARM = {warm}\nBAO = {openbao.url!r}\nSID = {str(sid)!r}\nROLE = {role_id!r}\nLOOT = {str(loot)!r}\n"
                            + _STEAL, timeout=120)
     assert loot.exists(), rt.strip_ansi(text)[-800:]
     return json.loads(loot.read_text())
 
 
-async def test_wrapped_secret_id_consumed_by_the_server_is_useless_to_the_kernel(kernels, bao, wrapped_secret_id,
-                                                                                  provider_key, tmp_path, rt):
+async def test_wrapped_secret_id_consumed_by_the_server_is_useless_to_the_kernel(kernels, openbao, wrapped_secret_id,
+                                                                                  vault_provider_key, tmp_path, rt):
     """After the server's first Vault login (here: a first LLM call) the file is a spent token."""
-    out = await _attack(kernels, bao, wrapped_secret_id, tmp_path, warm=True)
+    out = await _attack(kernels, openbao, wrapped_secret_id, tmp_path, warm=True)
     assert out["broker"] == 200, "control: the server logged in with the wrapped secret id and served a call"
     assert out["unwrap"].startswith("HTTP 4") and out["unwrap2"].startswith("HTTP 4"), "the wrapping token was still valid"
     assert out["login"].startswith("HTTP 4"), "the wrapping token worked as a secret id"
-    rt.assert_no_secret(json.dumps(out), provider_key, "what the kernel got from OpenBao")
+    rt.assert_no_secret(json.dumps(out), vault_provider_key, "what the kernel got from OpenBao")
 
 
-async def test_wrapped_secret_id_is_unwrapped_before_any_kernel_runs(kernels, bao, wrapped_secret_id, provider_key,
+async def test_wrapped_secret_id_is_unwrapped_before_any_kernel_runs(kernels, openbao, wrapped_secret_id, vault_provider_key,
                                                                      tmp_path, rt):
-    out = await _attack(kernels, bao, wrapped_secret_id, tmp_path, warm=False)
-    rt.assert_no_secret(json.dumps(out), provider_key, "what the kernel got from OpenBao with the unwrapped secret id")
+    out = await _attack(kernels, openbao, wrapped_secret_id, tmp_path, warm=False)
+    rt.assert_no_secret(json.dumps(out), vault_provider_key, "what the kernel got from OpenBao with the unwrapped secret id")

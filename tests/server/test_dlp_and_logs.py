@@ -34,16 +34,16 @@ async def test_key_shaped_strings_in_answers_are_redacted_streaming_too(broker_a
     assert text == "here: [REDACTED:anthropic-api-key] done"
 
 
-async def test_logs_never_show_the_key(broker_api, provider, provider_key, server_log, jp_serverapp):
+async def test_logs_never_show_the_key(broker_api, provider, vault_provider_key, server_log, jp_serverapp):
     code, _, _ = await broker_api("chat/completions", {"model": "gpt", "messages": [{"role": "user", "content": "x"}]})
     assert code == 200
     # anything that logs the key (litellm debug output, an exception text) is redacted on the way out
-    logging.getLogger("LiteLLM").warning("request headers: Authorization: Bearer %s", provider_key)
-    jp_serverapp.log.error("oops %s", provider_key)
+    logging.getLogger("LiteLLM").warning("request headers: Authorization: Bearer %s", vault_provider_key)
+    jp_serverapp.log.error("oops %s", vault_provider_key)
     try:
-        raise RuntimeError(f"provider said: bad key {provider_key}")
+        raise RuntimeError(f"provider said: bad key {vault_provider_key}")
     except RuntimeError:
         logging.getLogger("tornado.application").exception("Uncaught exception")
     log = server_log()
-    assert provider_key not in log
+    assert vault_provider_key not in log
     assert log.count("[REDACTED:") >= 3

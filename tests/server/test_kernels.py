@@ -17,14 +17,14 @@ def leaky_env(monkeypatch):
     return values
 
 
-async def test_kernel_env_is_sanitized_and_gets_url_and_token(leaky_env, kernels, jp_serverapp, provider_key):
+async def test_kernel_env_is_sanitized_and_gets_url_and_token(leaky_env, kernels, jp_serverapp, vault_provider_key):
     kid = await kernels.start()
     out = await kernels.run(kid, "import os, json; print(json.dumps(dict(os.environ)))")
     env = json.loads(out)
     for name, value in leaky_env.items():
         assert name not in env
         assert value not in out
-    assert provider_key not in out
+    assert vault_provider_key not in out
     assert env["JUPYTER_SECURELLM_URL"] == (
         f"http://127.0.0.1:{jp_serverapp.port}{jp_serverapp.base_url}jupyter-securellm/v1")
     assert len(env["JUPYTER_SECURELLM_KERNEL_TOKEN"]) >= 40
@@ -32,7 +32,7 @@ async def test_kernel_env_is_sanitized_and_gets_url_and_token(leaky_env, kernels
     assert jp_serverapp.identity_provider.token not in out
 
 
-async def test_kernel_calls_broker_with_its_token(kernels, provider, provider_key, kernel_call):
+async def test_kernel_calls_broker_with_its_token(kernels, provider, vault_provider_key, kernel_call):
     kid = await kernels.start()
     code = kernel_call + r'''
 s, b = _broker("chat/completions", {"model": "gpt", "messages": [{"role": "user", "content": "from kernel"}]})
@@ -45,7 +45,7 @@ print(s); print(b)
     assert lines[0] == "200", out
     assert json.loads(lines[1])["choices"][0]["message"]["content"] == "echo: from kernel"
     assert lines[2] == "200" and "data: [DONE]" in out
-    assert provider_key not in out
+    assert vault_provider_key not in out
     assert [r.auth_ok for r in provider.requests] == [True, True]
 
 
@@ -81,14 +81,14 @@ async def test_tokens_are_per_kernel(kernels, broker_api, jp_serverapp):
     assert tokens.check(ta) is None and tokens.check(tb).kernel_id == b
 
 
-async def test_kernel_secrets_get_refuses_provider_key(kernels, provider_key, db_password, kernel_call):
+async def test_kernel_secrets_get_refuses_provider_key(kernels, vault_provider_key, db_password, kernel_call):
     kid = await kernels.start()
     code = kernel_call + r'''
 print(_broker("secrets/get", {"path": "llm/openai", "key": "api_key"}))
 print(_broker("secrets/get", {"path": "db/analytics", "key": "password"}))
 '''
     out = await kernels.run(kid, code)
-    assert provider_key not in out
+    assert vault_provider_key not in out
     first, second = out.splitlines()[:2]
     assert first.startswith("(403,") and "policy_denied" in first
     assert second.startswith("(200,") and db_password in second

@@ -13,28 +13,28 @@ def sse(raw):
     return [e[len("data: "):] for e in raw.split("\n\n") if e]
 
 
-async def test_key_rotation_rereads_vault_once(broker_api, bao, provider, provider_key, server_log):
+async def test_key_rotation_rereads_vault_once(broker_api, openbao, provider, vault_provider_key, server_log):
     code, _, _ = await broker_api("chat/completions", {"model": "gpt", "messages": MSG})
     assert code == 200  # the old key is now cached in the server
     new_key = fake_secret("openai-api-key")
-    bao.write_secret("llm/openai", {"api_key": new_key})
+    openbao.write_secret("llm/openai", {"api_key": new_key})
     provider.key = new_key
     code, body, raw = await broker_api("chat/completions", {"model": "gpt", "messages": MSG})
     assert code == 200, raw
     assert [r.auth_ok for r in provider.requests] == [True, False, True]
     # streaming takes the same path
     newer = fake_secret("openai-api-key")
-    bao.write_secret("llm/openai", {"api_key": newer})
+    openbao.write_secret("llm/openai", {"api_key": newer})
     provider.key = newer
     code, _, raw = await broker_api("chat/completions", {"model": "gpt", "stream": True, "messages": MSG})
     assert code == 200 and sse(raw)[-1] == "[DONE]"
     log = server_log()
-    for k in (provider_key, new_key, newer):
+    for k in (vault_provider_key, new_key, newer):
         assert k not in raw and k not in log
 
 
-async def test_key_wrong_in_vault_gives_provider_auth(broker_api, bao, provider):
-    bao.write_secret("llm/openai", {"api_key": fake_secret("openai-api-key")})  # provider does not know it
+async def test_key_wrong_in_vault_gives_provider_auth(broker_api, openbao, provider):
+    openbao.write_secret("llm/openai", {"api_key": fake_secret("openai-api-key")})  # provider does not know it
     code, body, _ = await broker_api("chat/completions", {"model": "gpt", "messages": MSG})
     assert code == 502 and body["error"]["type"] == "provider_auth"
     assert len(provider.requests) == 2  # first try + one retry after re-reading Vault, no more

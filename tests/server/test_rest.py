@@ -6,13 +6,13 @@ import pytest
 from jupyter_securellm.detect import fake_secret
 
 
-async def test_models_and_status_with_jupyter_auth(broker_api, bao):
+async def test_models_and_status_with_jupyter_auth(broker_api, openbao):
     code, body, _ = await broker_api("models")
     assert code == 200
     assert body == {"object": "list", "data": [{"id": "gpt", "object": "model", "owned_by": "jupyter-securellm"}]}
     code, body, _ = await broker_api("status")
     assert code == 200 and body["broker"] == "ok" and body["models"] == ["gpt"]
-    assert body["vault"] == {"url": bao.url, "reachable": True, "sealed": False, "auth_method": "token"}
+    assert body["vault"] == {"url": openbao.url, "reachable": True, "sealed": False, "auth_method": "token"}
     assert body["budget"] is None and body["alerts"] == []
 
 
@@ -31,17 +31,17 @@ async def test_forged_kernel_token_is_401(broker_api):
     assert code == 401 and parsed["error"]["type"] == "unauthorized"
 
 
-async def test_chat_completion_through_vault_and_litellm(broker_api, provider, provider_key, server_log):
+async def test_chat_completion_through_vault_and_litellm(broker_api, provider, vault_provider_key, server_log):
     code, body, raw = await broker_api("chat/completions", {
         "model": "gpt", "messages": [{"role": "user", "content": "hello broker"}], "temperature": 0})
     assert code == 200, raw
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"] == "echo: hello broker"
     assert len(provider.requests) == 1 and provider.requests[0].auth_ok  # Bearer == key in Vault
-    assert provider_key not in raw and provider_key not in server_log()
+    assert vault_provider_key not in raw and vault_provider_key not in server_log()
 
 
-async def test_chat_stream_sse(broker_api, provider, provider_key):
+async def test_chat_stream_sse(broker_api, provider, vault_provider_key):
     code, _, raw = await broker_api("chat/completions", {
         "model": "gpt", "stream": True, "messages": [{"role": "user", "content": "one two three"}]})
     assert code == 200, raw
@@ -51,7 +51,7 @@ async def test_chat_stream_sse(broker_api, provider, provider_key):
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     text = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c["choices"])
     assert text == "echo: one two three"
-    assert provider.requests[-1].auth_ok and provider_key not in raw
+    assert provider.requests[-1].auth_ok and vault_provider_key not in raw
 
 
 @pytest.mark.parametrize("body,etype,status", [
@@ -87,22 +87,22 @@ async def test_prompt_dlp_blocks_secrets_before_anything_leaves(broker_api, prov
     assert provider.requests == []
 
 
-async def test_provider_echo_of_the_key_is_redacted(broker_api, provider, provider_key):
-    provider.reply = f"sure, the key is {provider_key} ok"
+async def test_provider_echo_of_the_key_is_redacted(broker_api, provider, vault_provider_key):
+    provider.reply = f"sure, the key is {vault_provider_key} ok"
     code, body, raw = await broker_api("chat/completions", {
         "model": "gpt", "messages": [{"role": "user", "content": "x"}]})
-    assert code == 200 and provider_key not in raw
+    assert code == 200 and vault_provider_key not in raw
     assert "[REDACTED:" in body["choices"][0]["message"]["content"]
     code, _, raw = await broker_api("chat/completions", {
         "model": "gpt", "stream": True, "messages": [{"role": "user", "content": "x"}]})
-    assert code == 200 and provider_key not in raw and "[REDACTED:" in raw
+    assert code == 200 and vault_provider_key not in raw and "[REDACTED:" in raw
 
 
-async def test_secrets_get_user_paths_only(broker_api, db_password, provider_key):
+async def test_secrets_get_user_paths_only(broker_api, db_password, vault_provider_key):
     code, body, _ = await broker_api("secrets/get", {"path": "db/analytics", "key": "password"})
     assert code == 200 and body == {"value": db_password}
     code, body, raw = await broker_api("secrets/get", {"path": "llm/openai", "key": "api_key"})
-    assert code == 403 and body["error"]["type"] == "policy_denied" and provider_key not in raw
+    assert code == 403 and body["error"]["type"] == "policy_denied" and vault_provider_key not in raw
     code, body, _ = await broker_api("secrets/get", {"path": "users/x", "key": "k"})
     assert code == 403
 

@@ -87,20 +87,20 @@ def user_python(unpriv_user):
 class UserServer:
     """`jupyter server` started with runuser as the unprivileged user, on 127.0.0.1."""
 
-    def __init__(self, python, pw, bao, provider, harden: bool, leaked_env: dict):
+    def __init__(self, python, pw, openbao, provider, harden: bool, leaked_env: dict):
         self.dir = Path(tempfile.mkdtemp(prefix="securellm-userserver-"))
         self.port = free_port()
         self.token = pysecrets.token_hex(16)
         for sub in ("home", "runtime", "data", "config", "root"):
             (self.dir / sub).mkdir()
-        vault_token = bao.create_token(["securellm-broker"], ttl="1h")["client_token"]
+        vault_token = openbao.create_token(["securellm-broker"], ttl="1h")["client_token"]
         (self.dir / "home" / "vault-token").write_text(vault_token)
         cfg = {
             "ServerApp": {"jpserver_extensions": {"jupyter_securellm": True}, "allow_unauthenticated_access": False,
                           "open_browser": False, "ip": "127.0.0.1", "port": self.port, "port_retries": 0,
                           "root_dir": str(self.dir / "root")},
             "IdentityProvider": {"token": self.token},
-            "SecureLLM": {"vault_url": bao.url, "vault_token_path": str(self.dir / "home" / "vault-token"),
+            "SecureLLM": {"vault_url": openbao.url, "vault_token_path": str(self.dir / "home" / "vault-token"),
                           "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai",
                                              "secret_key": "api_key", "api_base": provider.url + "/v1",
                                              "allow_http": True}},
@@ -205,10 +205,10 @@ print(json.dumps({"uid": os.getuid(), "env": dict(os.environ), "environ": probe(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("harden", [True, False], ids=["hardened", "control-not-hardened"])
-def test_kernel_cannot_read_server_memory_or_env(harden, unpriv_user, user_python, bao, provider_key):
+def test_kernel_cannot_read_server_memory_or_env(harden, unpriv_user, user_python, openbao, vault_provider_key):
     leaked = {"OPENAI_API_KEY": fake_secret("openai-api-key")}
-    with FakeProvider(provider_key) as provider:
-        srv = UserServer(user_python, unpriv_user, bao, provider, harden, leaked)
+    with FakeProvider(vault_provider_key) as provider:
+        srv = UserServer(user_python, unpriv_user, openbao, provider, harden, leaked)
         try:
             kid = srv.request("POST", "api/kernels", {"name": "python3"})["id"]
             out = srv.run_in_kernel(kid, PROBE.replace("SERVER_PID", str(srv.pid)))
@@ -219,7 +219,7 @@ def test_kernel_cannot_read_server_memory_or_env(harden, unpriv_user, user_pytho
             env_text = json.dumps(res["env"])
             assert "OPENAI_API_KEY" not in res["env"]
             assert not (leaked["OPENAI_API_KEY"] in env_text), "server env key reached the kernel env"
-            assert not (provider_key in out), "the provider key reached the kernel"
+            assert not (vault_provider_key in out), "the provider key reached the kernel"
             if harden:
                 assert res["environ"] == {"ok": False, "error": "PermissionError"}
                 assert res["mem"] == {"ok": False, "error": "PermissionError"}
@@ -227,6 +227,6 @@ def test_kernel_cannot_read_server_memory_or_env(harden, unpriv_user, user_pytho
                 assert res["environ"]["ok"] and res["mem"]["ok"]
                 assert leaked["OPENAI_API_KEY"] in res["environ"]["data"], "control: environ not readable"
             log = srv.log_text()
-            assert not (provider_key in log or leaked["OPENAI_API_KEY"] in log), "a key is in the server log"
+            assert not (vault_provider_key in log or leaked["OPENAI_API_KEY"] in log), "a key is in the server log"
         finally:
             srv.stop()

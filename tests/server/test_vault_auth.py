@@ -6,19 +6,19 @@ from jupyter_securellm.detect import fake_secret
 
 
 @pytest.fixture
-def user_keys(bao, monkeypatch):
+def user_keys(openbao, monkeypatch):
     monkeypatch.setenv("JUPYTERHUB_USER", "alice")
     mine, shared = fake_secret("openai-api-key"), fake_secret("openai-api-key")
-    bao.write_secret("users/alice/openai", {"api_key": mine})
-    bao.write_secret("users/openai", {"api_key": shared})
+    openbao.write_secret("users/alice/openai", {"api_key": mine})
+    openbao.write_secret("users/openai", {"api_key": shared})
     yield mine, shared
-    bao.delete_secret("users/alice/openai")
+    openbao.delete_secret("users/alice/openai")
 
 
 @pytest.fixture
-def approle_files(bao, tmp_path):
-    role_id = bao.create_approle("jupyter-broker", ["securellm-broker"])
-    wrapped = bao.approle_secret_id("jupyter-broker", wrap_ttl="120s")
+def approle_files(openbao, tmp_path):
+    role_id = openbao.create_approle("jupyter-broker", ["securellm-broker"])
+    wrapped = openbao.approle_secret_id("jupyter-broker", wrap_ttl="120s")
     p = tmp_path / "secret-id"
     p.write_text(wrapped)
     return role_id, p
@@ -37,13 +37,13 @@ def securellm_config(securellm_config, approle_files, user_keys, provider):
     return securellm_config
 
 
-async def test_approle_and_per_user_key_with_fallback(broker_api, bao, provider, user_keys):
+async def test_approle_and_per_user_key_with_fallback(broker_api, openbao, provider, user_keys):
     mine, shared = user_keys
     msg = {"model": "gpt", "messages": [{"role": "user", "content": "x"}]}
     code, _, raw = await broker_api("chat/completions", msg)
     assert code == 200, raw
     assert provider.requests[-1].auth_ok  # alice's own key
-    bao.delete_secret("users/alice/openai")
+    openbao.delete_secret("users/alice/openai")
     provider.key = shared
     code, _, raw = await broker_api("chat/completions", msg)
     assert code == 200 and provider.requests[-1].auth_ok  # the shared fallback

@@ -3,9 +3,9 @@ import pytest
 
 
 @pytest.fixture
-def securellm_config(securellm_config, bao, tmp_path):
-    issuer = bao.enable_jwt()
-    bao.create_jwt_role("jupyter-broker", ["securellm-broker"])
+def securellm_config(securellm_config, openbao, tmp_path):
+    issuer = openbao.enable_jwt()
+    openbao.create_jwt_role("jupyter-broker", ["securellm-broker"])
     jwt_file = tmp_path / "jwt"
     jwt_file.write_text(issuer.mint("jupyter-server"))
     securellm_config.update({"vault_auth_method": "jwt", "vault_jwt_path": str(jwt_file),
@@ -13,10 +13,10 @@ def securellm_config(securellm_config, bao, tmp_path):
     return securellm_config
 
 
-async def test_jwt_login_then_chat(broker_api, provider, provider_key, server_log):
+async def test_jwt_login_then_chat(broker_api, provider, vault_provider_key, server_log):
     code, body, raw = await broker_api("chat/completions", {"model": "gpt", "messages": [{"role": "user", "content": "jwt"}]})
     assert code == 200, raw
     assert provider.requests[-1].auth_ok
     code, status, _ = await broker_api("status")
     assert status["vault"]["auth_method"] == "jwt" and status["vault"]["reachable"] is True
-    assert not (provider_key in server_log())
+    assert not (vault_provider_key in server_log())

@@ -10,7 +10,8 @@ MSG = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-def bao(tmp_path):
+def openbao(tmp_path):
+    """A private server instead of the shared one: these tests kill and seal it."""
     b = OpenBao(tmp_path / "bao").start()
     b.enable_kv("secret")
     b.read_policy("securellm-broker", ["llm/*", "db/*", "users/*"])
@@ -28,26 +29,26 @@ async def chat(broker_api):
     return await broker_api("chat/completions", {"model": "gpt", "messages": MSG})
 
 
-async def test_vault_killed_then_restarted(broker_api, bao, provider, provider_key, server_log):
+async def test_vault_killed_then_restarted(broker_api, openbao, provider, vault_provider_key, server_log):
     assert (await chat(broker_api))[0] == 200
-    bao.kill()
+    openbao.kill()
     code, _, _ = await chat(broker_api)
     assert code == 200  # the cached key is still valid (TTL 1 s)
     await asyncio.sleep(1.3)
     code, body, raw = await chat(broker_api)
     assert code == 503 and body["error"]["type"] == "vault_unavailable"
-    assert "Vault" in body["error"]["message"] and "Traceback" not in raw and provider_key not in raw
+    assert "Vault" in body["error"]["message"] and "Traceback" not in raw and vault_provider_key not in raw
     code, status, _ = await broker_api("status")
     assert code == 200 and status["vault"]["reachable"] is False
-    bao.start()
+    openbao.start()
     code, _, _ = await chat(broker_api)
     assert code == 200
-    assert provider_key not in server_log()
+    assert vault_provider_key not in server_log()
 
 
-async def test_sealed_vault_fails_closed(broker_api, bao, provider):
+async def test_sealed_vault_fails_closed(broker_api, openbao, provider):
     assert (await chat(broker_api))[0] == 200
-    bao.seal()
+    openbao.seal()
     try:
         await asyncio.sleep(1.3)
         code, body, _ = await chat(broker_api)
@@ -56,23 +57,23 @@ async def test_sealed_vault_fails_closed(broker_api, bao, provider):
         code, status, _ = await broker_api("status")
         assert status["vault"]["sealed"] is True
     finally:
-        bao.unseal()
+        openbao.unseal()
     assert (await chat(broker_api))[0] == 200
     assert len(provider.requests) == 2  # nothing was sent while Vault was sealed
 
 
-async def test_missing_secret_is_not_found(broker_api, bao, provider):
-    bao.delete_secret("llm/openai")
+async def test_missing_secret_is_not_found(broker_api, openbao, provider):
+    openbao.delete_secret("llm/openai")
     code, body, _ = await chat(broker_api)
     assert code == 404 and body["error"]["type"] == "not_found" and "Vault" in body["error"]["message"]
     assert provider.requests == []
 
 
-async def test_kernel_call_failing_with_503_logs_no_token(kernels, broker_api, bao, provider, server_log):
+async def test_kernel_call_failing_with_503_logs_no_token(kernels, broker_api, openbao, provider, server_log):
     """A kernel-token call that fails server-side (5xx access log, warnings): the token never shows."""
     kid = await kernels.start()
     tok = (await kernels.run(kid, "import os; print(os.environ['JUPYTER_SECURELLM_KERNEL_TOKEN'])")).strip()
-    bao.kill()
+    openbao.kill()
     await asyncio.sleep(1.3)
     code, body, _ = await broker_api("chat/completions", {"model": "gpt", "messages": MSG},
                                      headers={"X-SecureLLM-Token": tok}, auth=False)
@@ -80,4 +81,4 @@ async def test_kernel_call_failing_with_503_logs_no_token(kernels, broker_api, b
     log = server_log()
     assert "503 POST" in log
     assert not (tok in log)
-    bao.start()
+    openbao.start()

@@ -1,16 +1,8 @@
-"""Vault-layer tests run against a real OpenBao server and the stand-in provider."""
-import os
+"""Vault-layer tests run against a real OpenBao server and the stand-in provider (`openbao`,
+`openbao_factory`, `provider`, `unique_path`: the `jupyter_securellm.testing.pytest_plugin` fixtures)."""
 import secrets
 
 import pytest
-
-# Import the fixtures instead of `pytest_plugins = [...]`: pytest refuses pytest_plugins in a
-# conftest below the rootdir once the whole suite runs (`make test`).
-from jupyter_securellm.testing.pytest_plugin import (  # noqa: E402,F401
-    openbao, openbao_factory, provider, provider_key, unique_path,
-)
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 @pytest.fixture

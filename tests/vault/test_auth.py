@@ -113,20 +113,21 @@ def test_namespace_header_reaches_openbao(openbao, unique_path, write_file):
     ns = "ns" + unique_path.replace("-", "")
     openbao.create_namespace(ns)
     openbao.enable_kv(namespace=ns)
-    openbao.write_secret("llm/openai", {"api_key": "in-namespace-" + unique_path}, namespace=ns)
-    openbao.read_policy("reader", ["llm/*"], namespace=ns)
+    path = f"{unique_path}/openai"  # the shared server's root namespace has no such path (llm/openai it has)
+    openbao.write_secret(path, {"api_key": "in-namespace-" + unique_path}, namespace=ns)
+    openbao.read_policy("reader", [f"{unique_path}/*"], namespace=ns)
     token = openbao.create_token(["reader"], ttl="1h", namespace=ns)["client_token"]
     tok = write_file("tok", token)
     vc = VaultClient(VaultSettings(url=openbao.url, namespace=ns, token_path=tok))
     try:
-        assert vc.read_secret("llm/openai", "api_key") == "in-namespace-" + unique_path
+        assert vc.read_secret(path, "api_key") == "in-namespace-" + unique_path
         assert vc.status()["namespace"] == ns
     finally:
         vc.close()
     # Without the namespace the same path does not exist (the root namespace has no such secret).
     root_ns = VaultClient(VaultSettings(url=openbao.url, token_path=write_file("root", openbao.root_token)))
     with pytest.raises(SecretNotFound):
-        root_ns.read_secret("llm/openai", "api_key")
+        root_ns.read_secret(path, "api_key")
 
 
 @pytest.mark.parametrize("kw,name", [

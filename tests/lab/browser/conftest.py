@@ -1,21 +1,18 @@
 """Browser tests: one real JupyterLab (OpenBao, stand-in provider, our extensions) per module, driven by
-Debian's Chromium through Playwright. No pytest-jupyter here: its asyncio loop fixture would fight
-Playwright's synchronous API."""
+Debian's Chromium through Playwright (jupyter_securellm.testing.lab)."""
 from __future__ import annotations
 
-import os
+import pytest
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-from jupyter_securellm.testing.lab import (  # noqa: E402,F401
+from jupyter_securellm.testing.lab import (  # noqa: F401
     lab_browser,
+    lab_no_asyncio_loop,
+    lab_no_server_cleanup,
     lab_page,
     lab_server,
     lab_server_config,
     lab_with_extension,
 )
-
-import pytest  # noqa: E402
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -159,13 +159,15 @@ class GovernanceGovernor(Governor):
 
 
 def _prompt_chars(messages) -> int:
+    """UTF-8 bytes of the prompt's text (an upper bound of its tokens; see budget.estimate_tokens)."""
     n = 0
     for m in messages or ():
         c = m.get("content") if isinstance(m, dict) else None
         if isinstance(c, str):
-            n += len(c)
+            n += len(c.encode("utf-8", "surrogatepass"))
         elif isinstance(c, list):
-            n += sum(len(p.get("text", "")) for p in c if isinstance(p, dict) and isinstance(p.get("text"), str))
+            n += sum(len(p["text"].encode("utf-8", "surrogatepass")) for p in c
+                     if isinstance(p, dict) and isinstance(p.get("text"), str))
     return n
 
 

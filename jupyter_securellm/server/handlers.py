@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from jupyter_server.base.handlers import APIHandler
@@ -177,6 +178,11 @@ class _SSEWriter:
     def __init__(self, handler):
         self.handler = handler
         self._loop = asyncio.get_running_loop()
+        # Each event is a small write: without TCP_NODELAY, Nagle holds it until the previous one is
+        # ACKed, and a client's delayed ACK makes that ~40 ms per hop (tornado resets it on finish).
+        stream = getattr(handler.request.connection, "stream", None)
+        if stream is not None:
+            stream.set_nodelay(True)
         self._scheduled = False
         self._flushing = None
 
@@ -254,6 +260,26 @@ class ScanHandler(BaseHandler):
         self.finish(json.dumps(result))
 
 
+class RecentCallsHandler(BaseHandler):
+    """The caller's last calls from the audit log (time, model, tokens, status; never prompts)."""
+
+    @broker_auth
+    async def get(self):
+        from .recent import recent_calls
+
+        path = getattr(self.settings.get("jupyter_securellm_app"), "audit_log_path", "")
+        if not path:
+            raise BrokerError("not_found", "The audit log is not configured (c.SecureLLM.audit_log_path).")
+        try:
+            limit = int(self.get_query_argument("limit", "10"))
+        except ValueError:
+            raise BrokerError("invalid_request", "limit must be a whole number.") from None
+        calls = await asyncio.get_running_loop().run_in_executor(
+            None, recent_calls, os.path.expanduser(path), self.caller.user, limit)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps({"calls": calls}))
+
+
 class MetricsHandler(BaseHandler):
     """Prometheus text format (prometheus-client), authenticated like every broker endpoint."""
 
@@ -274,5 +300,6 @@ default_handlers = [
     (rf"/{PREFIX}/status", StatusHandler),
     (rf"/{PREFIX}/secrets/get", SecretsGetHandler),
     (rf"/{PREFIX}/scan", ScanHandler),
+    (rf"/{PREFIX}/audit/recent", RecentCallsHandler),
     (rf"/{PREFIX}/metrics", MetricsHandler),
 ]

@@ -101,12 +101,12 @@ def server_log(caplog, jp_logging_stream):
 def broker_api(jp_fetch):
     """POST/GET helpers on /jupyter-securellm/v1 returning (status, parsed body, raw text)."""
 
-    async def call(path, body=None, *, method=None, headers=None, auth=True):
+    async def call(path, body=None, *, method=None, headers=None, auth=True, request_timeout=20):
         hdrs = dict(headers or {})
         if not auth:
             hdrs["Authorization"] = ""
         kw = {"method": method or ("POST" if body is not None else "GET"), "headers": hdrs,
-              "raise_error": False}
+              "raise_error": False, "request_timeout": request_timeout}
         if body is not None:
             kw["body"] = body if isinstance(body, (str, bytes)) else json.dumps(body)
         resp = await jp_fetch("jupyter-securellm", "v1", *path.split("/"), **kw)

@@ -133,8 +133,8 @@ async def test_allowed_call_is_budgeted_audited_and_visible_in_status(api, provi
 
 
 async def test_budget_exhausted_is_429_with_reset_time(api, provider):
-    # estimate: 2000 chars / 4 + max_tokens 100 = 600 tokens, the whole daily budget
-    msgs = [{"role": "user", "content": "word " * 400}]
+    # reserved: 500 prompt bytes + max_tokens 100 = 600 tokens, the whole daily budget
+    msgs = [{"role": "user", "content": "word " * 100}]
     code, body, raw = await api("chat/completions", {"model": "gpt", "max_tokens": 100, "messages": msgs})
     assert code == 200, raw
     code, body, _ = await api("chat/completions", {"model": "gpt", "max_tokens": 100, "messages": msgs})

@@ -1,2 +1,2 @@
-"""The Hub tests use the shared session OpenBao; `hub_stack` comes from jupyter_securellm.testing.hub
-(both registered in tests/conftest.py)."""
+"""tests/hub: `hub_stack` (jupyter_securellm.testing.hub) and `openbao` come from the plugins that
+tests/conftest.py registers; nothing is local to this folder."""

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from jupyter_securellm.detect import fake_secret
 from jupyter_securellm.testing.hub import http, process_environ, process_memory_contains
 
 pytestmark = pytest.mark.timeout(600)
@@ -105,6 +106,14 @@ with urllib.request.urlopen(req, timeout=60) as r:
 print(json.dumps([r.status, [e[6:] for e in raw.split("\\n\\n") if e.startswith("data: ")]]))
 ''')
     assert code == 200 and events[-1] == "[DONE]" and len(events) > 3, events
+    # the service's error types pass through the user's server unchanged (status, type, findings)
+    st.provider.reset()
+    leaked = fake_secret("github-token")
+    code, body = alice_kernel.json(f"print(json.dumps(call('POST', 'chat/completions', {{'model': 'gpt', "
+                                   f"'messages': [{{'role': 'user', 'content': 'use ' + {leaked!r}}}]}})))")
+    assert code == 422 and body["error"]["type"] == "dlp_blocked", body
+    assert body["error"]["findings"] and leaked not in json.dumps(body)
+    assert not st.provider.requests, "a blocked prompt reached the provider"
     text = "".join((json.loads(e)["choices"][0]["delta"].get("content") or "") for e in events[:-1]
                    if json.loads(e).get("choices"))
     assert text == "echo: one two three four"

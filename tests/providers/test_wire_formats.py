@@ -29,7 +29,7 @@ KEY_PLACE = {"anthropic": "header:x-api-key", "azure": "header:api-key", "gemini
              "openai": "header:authorization"}
 # The broker's redirect guard is an httpx client handed to litellm's OpenAI-SDK clients only; the other
 # clients follow a 307 to any host with the key (issue 11: a transport-level guard for all clients).
-REDIRECT_GAP = {"anthropic", "gemini"}
+REDIRECT_GAP: set = set()  # closed by the egress scope under every client (server/egress.py)
 MSG = [{"role": "user", "content": "hello there"}]
 
 

@@ -83,7 +83,7 @@ doctor: $(STAMP)
 	$(BIN)/jupyter-securellm doctor --lock $(LOCK)
 
 # Every benchmark runs our code and the named competitor side by side and prints the ratio.
-bench: $(STAMP)
+bench: $(STAMP) labextension
 	$(BIN)/python benchmarks/bench_detect.py
 	$(BIN)/python benchmarks/bench_scrub.py
 	$(BIN)/python benchmarks/bench_load.py

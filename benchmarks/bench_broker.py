@@ -8,7 +8,9 @@ kernel's: HTTP + token check + policy hook + DLP + egress + Vault cache + litell
 Reports median and p99 latency (ms) and the broker's added latency for
   1. single non-streaming calls (sequential),
   2. single streaming calls (sequential; time to the last chunk),
-  3. 50 concurrent streaming calls (rounds of 50; time to the last chunk of each), with errors.
+  3. 50 concurrent streaming calls (rounds of 50; time to the last chunk of each), with errors,
+  4. single calls to a "trap" provider (testing/nagle.py: headers and body in separate segments, no
+     TCP_NODELAY), which cost a delayed ACK (~40 ms) per call on a pooled client without quick ACKs.
 
     .venv/bin/python benchmarks/bench_broker.py [--n 200] [--concurrency 50] [--rounds 6]
 """
@@ -71,6 +73,11 @@ class Setup:
         self.provider_url = f"http://127.0.0.1:{self.provider_port}"
         self._spawn([sys.executable, "-m", "jupyter_securellm.testing.provider", "--port", str(self.provider_port),
                      "--key-file", str(tmp / "key.txt")], "provider.log")
+        # the latency trap: headers and body in separate segments, no TCP_NODELAY (testing/nagle.py)
+        self.nagle_port = free_port()
+        self.nagle_url = f"http://127.0.0.1:{self.nagle_port}"
+        self._spawn([sys.executable, "-m", "jupyter_securellm.testing.nagle", "--port", str(self.nagle_port),
+                     "--key-file", str(tmp / "key.txt")], "nagle.log")
         time.sleep(0.5)
 
         self.port = free_port()
@@ -85,8 +92,11 @@ class Setup:
             "SecureLLM": {"vault_url": self.bao.url, "vault_token_path": str(tmp / "vault-token"),
                           "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai",
                                              "secret_key": "api_key", "api_base": self.provider_url + "/v1",
-                                             "allow_http": True}},
-                          "allowed_hosts": [f"127.0.0.1:{self.provider_port}"]},
+                                             "allow_http": True},
+                                     "nagle": {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai",
+                                               "secret_key": "api_key", "api_base": self.nagle_url + "/v1",
+                                               "allow_http": True}},
+                          "allowed_hosts": [f"127.0.0.1:{self.provider_port}", f"127.0.0.1:{self.nagle_port}"]},
         }
         (tmp / "config" / "jupyter_server_config.json").write_text(json.dumps(cfg))
         env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
@@ -134,18 +144,19 @@ class Setup:
         self.bao.close()
 
 
-async def direct_call(litellm, s: Setup, stream: bool) -> float:
+async def direct_call(litellm, s: Setup, stream: bool, trap: bool = False) -> float:
     t0 = time.perf_counter()
     resp = await litellm.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES, api_key=s.key,
-                                     api_base=s.provider_url + "/v1", stream=stream, max_retries=0)
+                                     api_base=(s.nagle_url if trap else s.provider_url) + "/v1", stream=stream,
+                                     max_retries=0)
     if stream:
         async for _ in resp:
             pass
     return time.perf_counter() - t0
 
 
-async def broker_call(client, s: Setup, stream: bool) -> float:
-    body = {"model": "gpt", "messages": MESSAGES, "stream": stream}
+async def broker_call(client, s: Setup, stream: bool, trap: bool = False) -> float:
+    body = {"model": "nagle" if trap else "gpt", "messages": MESSAGES, "stream": stream}
     headers = {"X-SecureLLM-Token": s.kernel_token}
     t0 = time.perf_counter()
     if stream:
@@ -216,23 +227,27 @@ async def main_async(args):
         async with httpx.AsyncClient(timeout=60, limits=limits) as client:
             # warm-up both paths (first calls import and build clients)
             for stream in (False, True):
-                for _ in range(5):
-                    await direct_call(litellm, s, stream)
-                    await broker_call(client, s, stream)
+                for trap in (False, True):
+                    for _ in range(5):
+                        await direct_call(litellm, s, stream, trap)
+                        await broker_call(client, s, stream, trap)
             print(f"broker bench: n={args.n} sequential, {args.concurrency} concurrent x {args.rounds} rounds; "
                   f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
             print(f"{'latency (ms)':<34} {'direct':>8} {'broker':>8} {'added':>8} | {'p99 dir':>8} {'p99 brk':>8} "
                   f"{'added':>8} | {'calls':>5} {'err':>4}")
             results, cpu = {}, {}
-            for name, stream, conc, n in (
-                ("single, non-streaming", False, 1, args.n),
-                ("single, streaming", True, 1, args.n),
-                (f"{args.concurrency} concurrent, streaming", True, args.concurrency, args.concurrency * args.rounds),
+            for name, stream, conc, n, trap in (
+                ("single, non-streaming", False, 1, args.n, False),
+                ("single, streaming", True, 1, args.n, False),
+                (f"{args.concurrency} concurrent, streaming", True, args.concurrency, args.concurrency * args.rounds,
+                 False),
+                ("trap provider, non-streaming", False, 1, args.n // 2, True),
+                ("trap provider, streaming", True, 1, args.n // 2, True),
             ):
                 c0 = time.process_time()
-                d = await measure(lambda: direct_call(litellm, s, stream), n, conc)
+                d = await measure(lambda: direct_call(litellm, s, stream, trap), n, conc)
                 c1, srv0 = time.process_time(), proc_cpu(s.server_pid)
-                b = await measure(lambda: broker_call(client, s, stream), n, conc)
+                b = await measure(lambda: broker_call(client, s, stream, trap), n, conc)
                 c2, srv1 = time.process_time(), proc_cpu(s.server_pid)
                 results[name] = row(name, d, b)
                 cpu[name] = ((c1 - c0) / n * 1e3, (srv1 - srv0) / n * 1e3, (c2 - c1) / n * 1e3)

@@ -57,6 +57,8 @@ ENV_DENY_PATTERNS: tuple[str, ...] = (
 ENV_ALLOW_PATTERNS: tuple[str, ...] = (
     "*_PATH", "*_FILE", "*_DIR", "*_URL", "*_ADDR", "*_HOST", "*_PORT", "*_TTL", "*_MODE",
     "TOKENIZERS_PARALLELISM", "*_TIMEOUT", "*_ENABLED", "*_DISABLED",
+    # settings that sit beside credentials in the AWS_*/AZURE_OPENAI_*/LITELLM_* families
+    "*_BUNDLE", "*_REGION", "*_PROFILE", "*_ENDPOINT", "*_VERSION",
 )
 
 

@@ -16,5 +16,9 @@ c.SecureLLM.models = {
 c.SecureLLM.allowed_hosts = ["api.openai.com", "api.anthropic.com"]
 c.SecureLLM.user_secret_paths = ["users/{user}/*"]
 c.SecureLLM.hub_service_name = "securellm"
-# Shared state for several replicas (budgets, audit): PostgreSQL.
+# Several replicas: budgets are shared and exact through PostgreSQL (a row lock per user, docs/budgets.md) ...
 # c.SecureLLM.database_url = "postgresql+psycopg://securellm@db.example.org/securellm"
+# ... and each replica keeps its OWN audit chain: never point two processes at one file. The pod (host) name
+# makes the path unique; verify each file with `jupyter-securellm audit verify` (docs/jupyterhub.md).
+# import socket
+# c.SecureLLM.audit_log_path = f"/var/log/securellm/audit-{socket.gethostname()}.jsonl"

@@ -22,6 +22,7 @@ _REPEATED = re.compile(r"(.)\1{7,}")
 _PLACEHOLDER_MARKERS = ("...", "***", "\u2022\u2022", "xxxx", "XXXX", "____")
 _PLACEHOLDER_PREFIXES = ("${", "{{", "<", "%(", "%s", "{")
 _ENV_REFERENCE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
+_CODE_ENV_REFERENCE = re.compile(r"(?:os\.environ|env|environ)[/.:\[]")
 _PLACEHOLDER_WORDS = re.compile(
     # a placeholder word standing at either end of the value or next to a separator: in random text the
     # same letters appear by chance, glued inside a run of alphanumerics
@@ -30,9 +31,11 @@ _PLACEHOLDER_WORDS = re.compile(
     r"^(?:your|example|placeholder|dummy|insert|replace)|(?:here|example(?:key)?|placeholder)$|[<>]"
 )
 #: Values that documentation uses verbatim as "the password".
+_LEET = str.maketrans("@0134$5!7", "aoieassit")
 _COMMON_PLACEHOLDERS = frozenset(
     "password pass passwd pwd secret secrets token apikey api_key key changeme admin root user test testing "
-    "letmein default mypassword yourpassword p@ssw0rd foobar foo bar none null undefined".split()
+    "letmein default mypassword yourpassword p@ssw0rd foobar foo bar none null undefined tiger "
+    "sensitive iamsensitive".split()
 )
 
 
@@ -72,9 +75,15 @@ def is_placeholder(value: str, *, loose_shape: bool = False) -> bool:
     """
     if any(m in value for m in _PLACEHOLDER_MARKERS) or _REPEATED.search(value):
         return True
+    if "EXAMPLE" in value:  # AWS and others mark documentation values so (`AKIA...EXAMPLE`, `GpgauEXAMPLE...`)
+        return True
     if not loose_shape:
         return False
     if value.lower() in _COMMON_PLACEHOLDERS or value.startswith(_PLACEHOLDER_PREFIXES):
+        return True
+    if value.lower().translate(_LEET).rstrip("0123456789") in _COMMON_PLACEHOLDERS:  # `password1`, `P@ssw0rd`
+        return True
+    if _CODE_ENV_REFERENCE.match(value):  # litellm's `os.environ/E2B_API_KEY`
         return True
     if _ENV_REFERENCE.fullmatch(value):
         return True
@@ -123,3 +132,91 @@ def inside_base64_payload(text: str, start: int, lookback: int = 4096) -> bool:
     """True when the candidate sits inside a `data:...;base64,` payload (inline images and files)."""
     before = text[max(0, start - lookback) : start].rstrip(_B64_CHARS)
     return before.endswith(";base64,")
+
+
+# -- filters found on real text (site-packages: code and docs no one here wrote; see docs/detection.md) --
+
+_CODE_SEPARATORS = re.compile(r"[._\-/:=+]")
+#: A word in a name, a little looser than `_SEGMENT`: `Ed` of Ed25519, a final capital (`TokenW`).
+_CODE_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+_CODE_SEGMENT = re.compile(r"[A-Z]?(?:[A-Z]?[a-z]+|[A-Z]{2,}(?![a-z]))+[A-Z]?|[A-Z]")
+_DIGIT_RUN = re.compile(r"[0-9]+")
+
+
+def looks_like_code(value: str) -> bool:
+    """`tokens.cache_creation_5m_input_tokens`, `ed25519.Ed25519PrivateKey`, `MLKEM768X25519PrivateKey`,
+    `IPython.core.magics.osm:OSMagics`, `token-counting-2024-11-01`: names, with the digits names carry.
+
+    Every part between separators, its digit runs taken out, must be a word shape (see
+    `looks_like_identifier`), and no part may carry more than two digit runs: random text scatters digits
+    and mixes case at random, so it fails one or the other.
+    """
+    if looks_like_identifier(value):
+        return True
+    if "(" in value and ")" in value:  # `),$?Re.createElement(`: an expression
+        return True
+    parts = [p for p in _CODE_SEPARATORS.split(value) if p]
+    words: list[str] = []
+    for part in parts:
+        if len(_DIGIT_RUN.findall(part)) > 2:
+            return False
+        stripped = _DIGIT_RUN.sub("", part)
+        if stripped and not _CODE_SEGMENT.fullmatch(stripped):
+            return False
+        words += _CODE_WORD.findall(stripped)
+    # names are made of words; random text cut at its capitals gives mostly one- and two-letter pieces.
+    # One part alone (`SeAssignPrimaryTokenPrivilege`) must look more clearly like words than several.
+    if len(parts) >= 2:
+        return bool(words) and sum(map(len, words)) >= 3.3 * len(words) and sum(len(w) <= 2 for w in words) * 2 <= len(words)
+    return len(words) >= 3 and sum(map(len, words)) >= 4.0 * len(words) and sum(len(w) <= 2 for w in words) * 3 <= len(words)
+
+
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
+
+
+def is_timestamp(value: str) -> bool:
+    """`2016-09-08T21:47:36Z`: a date, not a credential."""
+    return bool(_TIMESTAMP.fullmatch(value))
+
+
+#: Key names of values that are handed back to an API to fetch the next page, not credentials.
+_PAGINATION_KEY = re.compile(r"(?i)next|continuation|cursor|page|marker|input_token|sync_?token|resume")
+
+
+def is_pagination_key(key: str) -> bool:
+    """`"NextToken": "..."`, `nextContinuationToken`, `page_token`: an opaque cursor, not a secret."""
+    return bool(_PAGINATION_KEY.search(key))
+
+
+_ARN = re.compile(r"arn:[a-z0-9-]{1,32}:")
+
+
+def inside_arn(text: str, start: int) -> bool:
+    """`arn:aws:secretsmanager:us-west-2:123456789012:secret:MyDatabaseSecret-a1b2c3` names a secret."""
+    i = start
+    lo = max(0, start - 200)
+    while i > lo and not text[i - 1].isspace() and text[i - 1] not in "\"'`,;([{":
+        i -= 1
+    return bool(_ARN.match(text, i, start))
+
+
+#: Documentation marks an example: the word "example", "e.g.", a doctest prompt, printed output.
+_DOC_EXAMPLE = re.compile(r"(?i)(?<![\w.])(?:for\s+)?examples?(?![\w.])|\be\.g\.|>>>|^\s*#>", re.M)
+_DOC_WINDOW = 300
+
+
+def in_documentation_example(text: str, start: int) -> bool:
+    """`Example api_key='...'`, `>>> oauth_token=...`, RFC sample responses under "For example:"."""
+    return bool(_DOC_EXAMPLE.search(text, max(0, start - _DOC_WINDOW), start))
+
+
+def is_documentation_password(password: str, user: str = "") -> bool:
+    """URL passwords documentation uses: `scott:tiger`, `user:pass`, `P%40SSWORD`, `a%20secret`, the user's
+    own name again. A short lowercase word is not a password anyone would leak from a real system."""
+    from urllib.parse import unquote
+
+    value = unquote(password)
+    plain = value.lower().translate(_LEET).rstrip("0123456789")
+    if plain in _COMMON_PLACEHOLDERS or (user and value == unquote(user)):
+        return True
+    return bool(re.fullmatch(r"[a-z]{1,10}(?: [a-z]{1,10})?", value))

@@ -56,6 +56,8 @@ class Rule:
     loose_shape: bool | None = None
     allowlist: tuple[str, ...] = ()
     min_classes: int = 0
+    #: drop matches shaped like code (`filters.looks_like_code`), for short shapes that names can take
+    reject_code: bool = False
     tp: tuple[str, ...] = ()
     fp: tuple[str, ...] = ()
     #: False for the bundled rules (checked by the test suite): their patterns compile on first use, so
@@ -144,6 +146,7 @@ def load_rules(text: str | None = None, *, validate: bool = True) -> tuple[Rule,
                 loose_shape=raw.get("loose_shape"),
                 allowlist=tuple(raw.get("allowlist", ())),
                 min_classes=int(raw.get("min_classes", 0)),
+                reject_code=bool(raw.get("reject_code", False)),
                 tp=tuple(raw.get("tp", ())),
                 fp=tuple(raw.get("fp", ())),
                 validate=validate,

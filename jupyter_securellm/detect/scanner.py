@@ -222,6 +222,20 @@ class Scanner:
                 return False
             if filters.looks_like_hash(secret, text[m.start() : s]) or filters.is_integrity_string(text, s):
                 return False
+        if rule.reject_code and filters.looks_like_code(secret):
+            return False
+        if rule.generic or rule.loose_shape:
+            # the shape proves little: what real code and docs put in such places (see docs/detection.md)
+            if filters.looks_like_code(secret) or filters.is_timestamp(secret):
+                return False
+            if filters.is_pagination_key(text[m.start() : s]) or filters.inside_arn(text, s):
+                return False
+            if filters.in_documentation_example(text, m.start()):
+                return False
+            if rule.id == "url-password":
+                user = text[m.start() : s - 1].rsplit("//", 1)[-1]
+                if filters.is_documentation_password(secret, user):
+                    return False
         return True
 
     def _decoded_findings(self, text: str, depth: int) -> list[Finding]:

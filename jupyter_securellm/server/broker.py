@@ -75,8 +75,8 @@ class Broker:
         call = self._call_for(caller, body)
         reservations, answer, error = [], None, None
         try:
-            call, messages, params, api_base = await self._admit(call, reservations)
-            resp = await self.provider.call(call.request.model, api_base, messages, params, False, caller.user)
+            call, messages, params, (api_base, host) = await self._admit(call, reservations)
+            resp = await self.provider.call(call.request.model, api_base, host, messages, params, False, caller.user)
             answer = self.answers.redact_obj(resp.model_dump())
             return answer
         except BrokerError as exc:
@@ -90,8 +90,8 @@ class Broker:
         call = self._call_for(caller, body)
         reservations: list = []
         try:
-            call, messages, params, api_base = await self._admit(call, reservations)
-            resp = await self.provider.call(call.request.model, api_base, messages, params, True, caller.user)
+            call, messages, params, (api_base, host) = await self._admit(call, reservations)
+            resp = await self.provider.call(call.request.model, api_base, host, messages, params, True, caller.user)
         except BaseException as exc:
             await self._finish(call, reservations, None, exc)
             raise
@@ -127,12 +127,12 @@ class Broker:
             await g.authorize(call)
         req = call.request
         messages, params, findings = self.dlp.check(req.messages, req.params)
-        api_base, _host = endpoint_for(req.model, self.allowed_hosts, req.api_base)
+        endpoint = endpoint_for(req.model, self.allowed_hosts, req.api_base)
         if findings:
             call = replace(call, findings=tuple((f["rule_id"], f["fingerprint"]) for f in findings))
         for g in self.governors:
             reservations.append((g, await g.reserve(call)))
-        return call, messages, params, api_base
+        return call, messages, params, endpoint
 
     async def _authorize_only(self, caller: Caller, action: str) -> None:
         """`models` and `status` are decided by the governors too (policy); nothing to reserve or settle."""
@@ -216,3 +216,4 @@ class Broker:
     async def aclose(self) -> None:
         await self.provider.aclose()
         self.keys.close()
+

@@ -125,3 +125,128 @@ def endpoint_for(model, allowed: list[str], request_api_base: str | None = None)
             f"The provider host {label} is not in c.SecureLLM.allowed_hosts; ask your admin to allowlist it.",
         )
     return configured, host
+
+
+# -- on the wire: one guard under every HTTP client litellm may use -------------------------------
+#
+# litellm talks to providers through several clients: the OpenAI SDK (httpx), its own AsyncHTTPHandler
+# (httpx, which follows redirects by default and also follows them by hand), and aiohttp (the
+# aiohttp_openai provider, and the transport under httpx). Guarding one client leaves the others
+# open: an Anthropic endpoint answering 307 to another host got the key sent there. So the guard
+# sits at the two libraries' request entry points (httpx `_send_single_request`, every hop; aiohttp
+# `_request`), where every request of every client passes, and applies only inside a provider call (`egress_scope`, a
+# context variable: other code in the server is untouched). Inside the scope every request, every
+# redirect hop included, must go to the call's own endpoint (scheme, host, port), so a redirect to
+# another host is refused before it is sent and the other host receives nothing.
+
+import contextlib
+import contextvars
+
+_SCOPE: contextvars.ContextVar = contextvars.ContextVar("securellm_egress_scope", default=None)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class EgressViolation(Exception):
+    """A request inside a provider call to anywhere but the call's endpoint; mapped to `egress_denied`."""
+
+
+class EgressGuard:
+    """One provider call's endpoint; `violations` counts refused requests (clients may re-wrap the error)."""
+
+    __slots__ = ("expected", "allowed", "violations")
+
+    def __init__(self, api_base: str, host: str, allowed):
+        if api_base:
+            parts = urlsplit(api_base)
+            scheme, port = parts.scheme, parts.port
+        else:
+            scheme, port = "https", None
+        self.expected = (scheme, host.lower(), port or _DEFAULT_PORTS.get(scheme))
+        self.allowed = list(allowed)
+        self.violations = 0
+
+
+@contextlib.contextmanager
+def egress_scope(guard: EgressGuard):
+    """Every HTTP request made inside this block must go to the guard's endpoint."""
+    install_egress_hooks()
+    token = _SCOPE.set(guard)
+    try:
+        yield guard
+    finally:
+        _SCOPE.reset(token)
+
+
+def check_request(scheme: str, host: str | None, port: int | None) -> None:
+    """Raise EgressViolation if a provider call is in scope and this request leaves its endpoint."""
+    guard = _SCOPE.get()
+    if guard is None:
+        return
+    e_scheme, e_host, e_port = guard.expected
+    host = (host or "").lower().strip("[]")
+    port = port or _DEFAULT_PORTS.get(scheme)
+    if (scheme, host, port) != guard.expected or not host_allowed(host, port, guard.allowed):
+        guard.violations += 1
+        raise EgressViolation(f"SecureLLM egress guard: a request to {host}:{port} left the provider endpoint "
+                              f"{e_host}:{e_port} (a redirect, or a host outside allowed_hosts)")
+
+
+def in_scope() -> bool:
+    return _SCOPE.get() is not None
+
+
+_INSTALLED = False
+
+
+def install_egress_hooks() -> None:
+    """Wrap httpx's and aiohttp's request entry points once per process (idempotent)."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    _INSTALLED = True
+    _wrap_httpx()
+    _wrap_aiohttp()
+
+
+def _wrap_httpx() -> None:
+    """Every hop of every httpx request, redirects followed by httpx included, passes `_send_single_request`;
+    requests a client re-sends by hand (litellm follows redirects itself too) pass it as well."""
+    import httpx
+
+    for cls in (httpx.AsyncClient, httpx.Client):
+        orig = cls._send_single_request
+        if getattr(orig, "_securellm_egress", False):
+            continue
+        if cls is httpx.AsyncClient:
+            async def hop(self, request, *args, _orig=orig, **kwargs):
+                if _SCOPE.get() is not None:
+                    check_request(request.url.scheme, request.url.host, request.url.port)
+                return await _orig(self, request, *args, **kwargs)
+        else:
+            def hop(self, request, *args, _orig=orig, **kwargs):
+                if _SCOPE.get() is not None:
+                    check_request(request.url.scheme, request.url.host, request.url.port)
+                return _orig(self, request, *args, **kwargs)
+        hop._securellm_egress = True
+        cls._send_single_request = hop
+
+
+def _wrap_aiohttp() -> None:
+    try:
+        import aiohttp
+        from yarl import URL
+    except ImportError:  # litellm without aiohttp: httpx is the only stack
+        return
+    orig = aiohttp.ClientSession._request
+    if getattr(orig, "_securellm_egress", False):
+        return
+
+    async def _request(self, method, str_or_url, *args, **kwargs):
+        if _SCOPE.get() is not None:
+            url = URL(str(str_or_url)) if not isinstance(str_or_url, URL) else str_or_url
+            check_request(url.scheme, url.host, url.port)
+            kwargs["allow_redirects"] = False
+        return await orig(self, method, str_or_url, *args, **kwargs)
+
+    _request._securellm_egress = True
+    aiohttp.ClientSession._request = _request

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from jupyter_server.base.handlers import APIHandler
@@ -19,6 +20,7 @@ from tornado.iostream import StreamClosedError
 from ..protocol import PREFIX, STATUS_TYPE, TOKEN_HEADER
 from .errors import BrokerError
 from .governor import Caller
+from .schema import MAX_DEPTH, parse_body
 
 AUTH_RESOURCE = "jupyter_securellm:llm"
 
@@ -92,15 +94,11 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
             return None
         return super().check_xsrf_cookie()
 
-    def json_body(self, limit: int | None = None):
+    def json_body(self, limit: int | None = None, max_depth: int = MAX_DEPTH):
+        """The body as JSON, strictly (server/schema.py: size, NaN, surrogates, depth): else a 400."""
         if limit is None:
             limit = self.settings.get("jupyter_securellm_max_request_bytes", 2 * 1024 * 1024)
-        if len(self.request.body or b"") > limit:
-            raise BrokerError("invalid_request", f"The request body exceeds {limit} bytes; send a smaller prompt.")
-        try:
-            return json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise BrokerError("invalid_request", "The request body is not valid JSON.") from None
+        return parse_body(self.request.body, limit, max_depth)
 
     def send_broker_error(self, exc: BrokerError):
         if self._finished:
@@ -253,10 +251,31 @@ class ScanHandler(BaseHandler):
         if hook is None:
             raise BrokerError("not_found", "The notebook scanner is not running on this server.")
         redact = self.get_query_argument("redact", "false").lower() in ("1", "true", "yes")
-        result = scan_notebook(hook, self.json_body(SCAN_MAX_BYTES), self.contents_manager, redact=redact)
+        body = self.json_body(SCAN_MAX_BYTES, max_depth=512)  # a notebook's outputs nest deeper than a prompt
+        result = scan_notebook(hook, body, self.contents_manager, redact=redact)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(result))
+
+
+class RecentCallsHandler(BaseHandler):
+    """The caller's last calls from the audit log (time, model, tokens, status; never prompts)."""
+
+    @broker_auth
+    async def get(self):
+        from .recent import recent_calls
+
+        path = getattr(self.settings.get("jupyter_securellm_app"), "audit_log_path", "")
+        if not path:
+            raise BrokerError("not_found", "The audit log is not configured (c.SecureLLM.audit_log_path).")
+        try:
+            limit = int(self.get_query_argument("limit", "10"))
+        except ValueError:
+            raise BrokerError("invalid_request", "limit must be a whole number.") from None
+        calls = await asyncio.get_running_loop().run_in_executor(
+            None, recent_calls, os.path.expanduser(path), self.caller.user, limit)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps({"calls": calls}))
 
 
 class MetricsHandler(BaseHandler):
@@ -279,5 +298,6 @@ default_handlers = [
     (rf"/{PREFIX}/status", StatusHandler),
     (rf"/{PREFIX}/secrets/get", SecretsGetHandler),
     (rf"/{PREFIX}/scan", ScanHandler),
+    (rf"/{PREFIX}/audit/recent", RecentCallsHandler),
     (rf"/{PREFIX}/metrics", MetricsHandler),
 ]

@@ -169,8 +169,9 @@ class KernelOutputRelay:
     `%load_ext` or by code that undoes the kernel's hooks. A kernel cannot route around a pipe it was
     given at birth; a hook inside the kernel could be undone by the code it guards.
 
-    Held text (a secret that might still be arriving) is released after `idle` seconds without input, so
-    an ordinary log line is never stuck.
+    Output goes out in whole lines (the server log is read line by line, and the kernel's stdout and
+    stderr land in the same log). Held text (a secret that might still be arriving, a line without its
+    newline) is released after `idle` seconds without input, so an ordinary log line is never stuck.
     """
 
     def __init__(self, redactor, idle: float = 1.0):
@@ -204,19 +205,32 @@ class KernelOutputRelay:
     def _pump(self, rfd: int, dest: int) -> None:
         sr = self.redactor.stream()
         decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        line = ""  # redacted text after the last newline: logs are read line by line, so lines go out whole
         try:
             while True:
-                ready, _, _ = select.select([rfd], [], [], self.idle if sr.pending else None)
+                waiting = sr.pending or line
+                ready, _, _ = select.select([rfd], [], [], self.idle if waiting else None)
                 if not ready:  # quiet for a while: nothing more is coming soon, release what is held
-                    self._write(dest, sr.flush())
+                    self._write(dest, line + sr.flush())
+                    line = ""
                     continue
                 data = os.read(rfd, 65536)
                 if not data:
                     break
-                self._write(dest, sr.feed(decoder.decode(data)))
-            self._write(dest, sr.feed(decoder.decode(b"", final=True)) + sr.flush())
-        except Exception as exc:  # pragma: no cover - never take the server down; say so without text
-            self._write(2, f"SecureLLM: kernel output relay stopped ({type(exc).__name__})\n")
+                line += sr.feed(decoder.decode(data))
+                cut = line.rfind("\n") + 1
+                if cut:
+                    self._write(dest, line[:cut])
+                    line = line[cut:]
+            self._write(dest, line + sr.feed(decoder.decode(b"", final=True)) + sr.flush())
+        except Exception as exc:  # pragma: no cover - never take the server down, never pass text raw
+            self._write(2, f"SecureLLM: kernel output relay failed ({type(exc).__name__}); the rest of this "
+                           "kernel's stdout/stderr is withheld from the server log\n")
+            try:  # keep reading (and dropping) so the kernel never blocks on a full pipe
+                while os.read(rfd, 65536):
+                    pass
+            except OSError:
+                pass
         finally:
             os.close(rfd)
 

@@ -13,7 +13,7 @@ import asyncio
 import os
 import threading
 
-from .egress import host_allowed
+from .egress import EgressGuard, EgressViolation, egress_scope, host_allowed
 from .errors import BrokerError
 
 _litellm = None
@@ -39,14 +39,6 @@ def import_litellm():
 def loaded_litellm():
     """litellm if it is imported already, else None (never imports)."""
     return _litellm
-
-
-class EgressViolation(Exception):
-    """Raised by the transport guard; mapped to `egress_denied`."""
-
-    def __init__(self, message, request=None):
-        super().__init__(message)
-        self.request = request
 
 
 def caused_by(exc: BaseException, cls) -> bool:
@@ -82,7 +74,13 @@ PROVIDER_ERRORS = (
 )
 
 
-def provider_error(exc: BaseException, litellm, timeout: float) -> BrokerError:
+EGRESS_DENIED = ("The provider connection tried to reach another host than the model's endpoint (a redirect, "
+                 "or a host outside c.SecureLLM.allowed_hosts) and was stopped; nothing was sent there.")
+
+
+def provider_error(exc: BaseException, litellm, timeout: float, guard: EgressGuard | None = None) -> BrokerError:
+    if caused_by(exc, EgressViolation) or (guard is not None and guard.violations):
+        return BrokerError("egress_denied", EGRESS_DENIED)
     status = getattr(exc, "status_code", None)
     if litellm is not None:
         for test, type_, message in PROVIDER_ERRORS:
@@ -134,12 +132,11 @@ class ProviderClient:
         return _litellm
 
     def _egress_session(self, litellm) -> None:
-        """Transport-level egress guard for litellm's OpenAI-compatible clients.
+        """The pooled client of litellm's OpenAI-compatible calls (`litellm.aclient_session`).
 
-        The pre-call check covers the configured endpoint; this covers what happens on the wire:
-        redirects are not followed (the SDK would follow a 307 to any host, prompt included) and
-        every request's host is checked against `allowed_hosts` before it is sent. One client
-        per event loop, since httpx connection pools are loop-bound.
+        No redirects, a host check per request (as egress_scope does for every client), and the
+        quick-ACK transport (server/transport.py: the broker must not depend on the provider's
+        socket options). One client per event loop, since httpx connection pools are loop-bound.
         """
         loop = asyncio.get_running_loop()
         if self._session is None or self._session_loop is not loop:
@@ -149,28 +146,25 @@ class ProviderClient:
 
             async def guard(request):
                 if not host_allowed(request.url.host, request.url.port, allowed):
-                    raise EgressViolation(f"SecureLLM egress guard: {request.url.host} is not in allowed_hosts",
-                                          request=request)
+                    raise EgressViolation(f"SecureLLM egress guard: {request.url.host} is not in allowed_hosts")
 
-            kwargs = {}
-            try:  # litellm's own (aiohttp-backed) transport and SSL settings, as its default client uses
-                from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, get_ssl_configuration
+            from .transport import QuickAckTransport
 
-                ssl_config = get_ssl_configuration()
-                kwargs["verify"] = ssl_config
-                kwargs["transport"] = AsyncHTTPHandler.create_async_transport(
-                    ssl_context=ssl_config if not isinstance(ssl_config, bool) else None,
-                    ssl_verify=ssl_config if isinstance(ssl_config, bool) else None)
-            except Exception as exc:  # noqa: BLE001 - older/newer litellm: plain httpx transport, same guard
+            try:  # litellm's own SSL settings (CA bundle, ssl_verify), as its default client uses
+                from litellm.llms.custom_httpx.http_handler import get_ssl_configuration
+
+                verify = get_ssl_configuration()
+            except Exception as exc:  # noqa: BLE001 - older/newer litellm: httpx's default verification
                 if self.log:
-                    self.log.debug("SecureLLM: litellm transport unavailable (%s); using httpx's", type(exc).__name__)
-                kwargs = {}
+                    self.log.debug("SecureLLM: litellm SSL settings unavailable (%s)", type(exc).__name__)
+                verify = True
+            kwargs = {"transport": QuickAckTransport(verify=verify)}
             self._session = httpx.AsyncClient(follow_redirects=False, event_hooks={"request": [guard]},
                                               timeout=httpx.Timeout(self.request_timeout), **kwargs)
             self._session_loop = loop
         litellm.aclient_session = self._session
 
-    async def call(self, model, api_base: str, messages: list, params: dict, stream: bool, user: str):
+    async def call(self, model, api_base: str, host: str, messages: list, params: dict, stream: bool, user: str):
         """One litellm completion; on 401 the key is re-read from Vault and the call tried once more."""
         litellm = await self.litellm()
         self._egress_session(litellm)
@@ -179,10 +173,14 @@ class ProviderClient:
         if api_base:
             kwargs["api_base"] = api_base
         what = f"the key of model {model.alias!r}"
+        guard = EgressGuard(api_base, host, self.allowed_hosts)
         for attempt in (0, 1):
             key = await self.keys.read(model.secret_path, model.secret_key, user, what=what, fresh=attempt == 1)
             try:
-                return await within(litellm.acompletion(api_key=key, **kwargs), self.request_timeout)
+                with egress_scope(guard):  # every client, every request
+                    resp = await within(litellm.acompletion(api_key=key, **kwargs), self.request_timeout)
+                # some clients (gemini's) send the request only when the stream is first read
+                return _ScopedStream(resp, guard) if stream else resp
             except Exception as exc:  # noqa: BLE001 - mapped to a contract error below
                 if attempt == 0 and _is_auth(exc, litellm, getattr(exc, "status_code", None)):
                     if self.log:
@@ -192,10 +190,7 @@ class ProviderClient:
                 if self.log:
                     self.log.warning("SecureLLM: provider call for model %r failed: %s", model.alias,
                                      self.redactor.redact(f"{type(exc).__name__}: {exc}"))
-                if caused_by(exc, EgressViolation):
-                    raise BrokerError("egress_denied", "The provider connection tried to reach a host outside "
-                                                       "c.SecureLLM.allowed_hosts and was stopped.") from None
-                raise provider_error(exc, litellm, self.request_timeout) from None
+                raise provider_error(exc, litellm, self.request_timeout, guard) from None
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
@@ -217,3 +212,28 @@ class ProviderClient:
             except Exception as exc:  # noqa: BLE001 - best effort at shutdown
                 if self.log:
                     self.log.debug("SecureLLM: litellm logging worker stop: %s", type(exc).__name__)
+
+
+class _ScopedStream:
+    """A provider stream whose every read runs inside the call's egress scope."""
+
+    __slots__ = ("_resp", "_it", "guard")
+
+    def __init__(self, resp, guard: EgressGuard):
+        self._resp = resp
+        self._it = None
+        self.guard = guard
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if self._it is None:
+            self._it = self._resp.__aiter__()
+        with egress_scope(self.guard):
+            return await self._it.__anext__()
+
+    async def aclose(self):
+        close = getattr(self._resp, "aclose", None)
+        if close is not None:
+            await close()

@@ -13,22 +13,10 @@ from ..vault.errors import VaultConfigError
 from ..vault.paths import candidate_paths
 from .egress import PROVIDER_DEFAULT_HOSTS, provider_of, split_host
 from .errors import BrokerError
+from .schema import CHAT_SCHEMA, validate
 
-ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
-
-# OpenAI chat parameters a caller may set, with a type check each. Anything else is refused:
-# litellm accepts api_base, base_url, api_key, extra_headers, callbacks, mock_response...
-# and any of those would let a caller redirect or observe the key.
-_NUM = (int, float)
-PARAMS: Mapping[str, tuple] = MappingProxyType({
-    "temperature": _NUM, "top_p": _NUM, "presence_penalty": _NUM, "frequency_penalty": _NUM,
-    "max_tokens": (int,), "max_completion_tokens": (int,), "n": (int,), "seed": (int,),
-    "stop": (str, list), "response_format": (dict,), "tools": (list,), "tool_choice": (str, dict),
-    "user": (str,), "stream_options": (dict,), "logit_bias": (dict,), "logprobs": (bool,),
-    "top_logprobs": (int,), "parallel_tool_calls": (bool,),
-})
+#: Body fields that are not provider parameters.
 RESERVED = frozenset({"model", "messages", "stream", "api_base"})
-MAX_MESSAGES = 2000
 
 MODEL_KEYS_REQUIRED = ("model", "secret_path", "secret_key")
 MODEL_KEYS_OPTIONAL = ("api_base", "allow_http")
@@ -110,40 +98,13 @@ class ChatRequest:
 
     @classmethod
     def from_body(cls, body: Any, models: Mapping[str, ModelConfig]) -> "ChatRequest":
-        """Check a body; raise BrokerError (400, or 404 for an unknown alias) with one sentence."""
-        if not isinstance(body, dict):
-            raise BrokerError("invalid_request", "The request body must be a JSON object.")
-        alias = body.get("model")
-        if not isinstance(alias, str) or not alias:
-            raise BrokerError("invalid_request", "Field 'model' is required and must be a model alias string.")
+        """Check a body against the schema (400) and the configured aliases (404), one sentence each."""
+        validate(body, CHAT_SCHEMA)
+        alias = body["model"]
         if alias not in models:
             known = ", ".join(sorted(models)) or "none configured"
             raise BrokerError("not_found", f"Unknown model alias {alias!r}; available: {known}.")
-        msgs = body.get("messages")
-        if not isinstance(msgs, list) or not msgs or len(msgs) > MAX_MESSAGES:
-            raise BrokerError("invalid_request",
-                              f"Field 'messages' must be a non-empty list (at most {MAX_MESSAGES} messages).")
-        for i, m in enumerate(msgs):
-            if not isinstance(m, dict) or m.get("role") not in ROLES:
-                raise BrokerError("invalid_request",
-                                  f"messages[{i}] must be an object with a role among {sorted(ROLES)}.")
-            c = m.get("content")
-            if c is not None and not isinstance(c, (str, list)):
-                raise BrokerError("invalid_request", f"messages[{i}].content must be a string, a list of parts or null.")
-        if "stream" in body and not isinstance(body["stream"], bool):
-            raise BrokerError("invalid_request", "Field 'stream' must be true or false.")
-        if "api_base" in body and not isinstance(body["api_base"], (str, type(None))):
-            raise BrokerError("invalid_request", "Field 'api_base' must be a string.")
-        params = {}
-        for k, v in body.items():
-            if k in RESERVED:
-                continue
-            if k not in PARAMS:
-                raise BrokerError("invalid_request",
-                                  f"Parameter {k!r} is not accepted by the broker; allowed: {', '.join(sorted(PARAMS))}.")
-            types = PARAMS[k]
-            if isinstance(v, bool) and bool not in types or not isinstance(v, types):
-                raise BrokerError("invalid_request", f"Parameter {k!r} has the wrong type ({type(v).__name__}).")
-            params[k] = v
+        msgs = body["messages"]
+        params = {k: v for k, v in body.items() if k not in RESERVED}
         return cls(model=models[alias], messages=tuple(msgs), stream=bool(body.get("stream")),
                    api_base=body.get("api_base"), params=MappingProxyType(params))

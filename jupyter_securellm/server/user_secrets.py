@@ -13,14 +13,14 @@ from typing import Any, Mapping
 from ..vault.paths import resolves_to
 from .errors import BrokerError
 from .keys import sha
+from .schema import SECRET_SCHEMA, validate
 
 MAX_PATH, MAX_KEY = 512, 256
 
 
 def parse(body: Any) -> tuple[str, str]:
     """(path, key) of a secrets/get body; BrokerError 400 with one sentence otherwise."""
-    if not isinstance(body, dict) or not isinstance(body.get("path"), str) or not isinstance(body.get("key"), str):
-        raise BrokerError("invalid_request", "Send {\"path\": str, \"key\": str}.")
+    validate(body, SECRET_SCHEMA)
     path, key = body["path"].strip().strip("/"), body["key"]
     segs = path.split("/")
     if not path or any(s in ("", ".", "..") for s in segs) or len(path) > MAX_PATH or not key or len(key) > MAX_KEY:

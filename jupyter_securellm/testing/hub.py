@@ -8,7 +8,9 @@ run and removed at teardown, with every process they still own.
 
 The project venv's interpreter may live under /root (mode 700), which the users cannot traverse, so
 they run a shim venv: the system python of the same minor version plus our site-packages (the same
-trick as tests/server/test_unprivileged.py). PYTHONPATH points at the checkout under test.
+trick as tests/server/test_unprivileged.py). PYTHONPATH points at the checkout under test. A checkout
+or venv under a folder others cannot traverse (CI's clone dir, `mktemp -d`, mode 700) gets o+x on each
+such ancestor for the stack's life (`grant_traverse`), restored at teardown.
 
 Everything binds 127.0.0.1 on free ports; the Hub's database and cookie secret live in the stack's
 private directory. Fixture: `hub_stack` (one Hub per test module, broker in hub-service mode);
@@ -53,6 +55,58 @@ def prerequisites() -> None:
         _need(shutil.which(tool) is not None, f"{tool} is missing (apt-get install passwd)")
     _need(shutil.which("configurable-http-proxy") is not None,
           "configurable-http-proxy is missing (npm install -g configurable-http-proxy; `make test` does it)")
+
+
+def need_listable(paths) -> None:
+    """The checkout and site-packages themselves must be listable by others (Python's importer lists them).
+
+    A fresh clone is (git honours the umask, 022); we do not open a directory's contents ourselves."""
+    for p in paths:
+        mode = Path(p).resolve().stat().st_mode & 0o7777
+        _need(mode & 0o005 == 0o005, f"the test users cannot list {Path(p).resolve()} (mode {mode:o}) to import "
+                                     f"from it: run `chmod o+rx {Path(p).resolve()}`")
+
+
+def grant_traverse(paths) -> list[tuple[Path, int]]:
+    """Give others search (x) on each path and every ancestor that lacks it; return what changed.
+
+    Why: the test users import the checkout (PYTHONPATH) and run our site-packages, so they must
+    traverse every directory down to them. CI clones into folders we do not control, often mode 700
+    (`mktemp -d`). Only o+x is added (traverse, not list); `restore_modes` puts the modes back.
+    """
+    changed: list[tuple[Path, int]] = []
+    seen: set[Path] = set()
+    try:
+        for start in paths:
+            p = Path(start).resolve()
+            for d in [p, *p.parents]:
+                if d in seen or not d.is_dir():
+                    continue
+                seen.add(d)
+                mode = d.stat().st_mode & 0o7777
+                if mode & 0o001:
+                    continue
+                try:
+                    os.chmod(d, mode | 0o001)
+                except OSError as exc:
+                    raise HubUnavailable(
+                        f"the test users cannot traverse {d} (mode {mode:o}) and adding o+x failed ({exc}); "
+                        f"run `chmod o+x {d}` or move the checkout/venv under a directory others can traverse"
+                    ) from None
+                changed.append((d, mode))
+    except BaseException:
+        restore_modes(changed)
+        raise
+    return changed
+
+
+def restore_modes(changed: list[tuple[Path, int]]) -> None:
+    """Undo `grant_traverse`: the original modes, innermost first."""
+    for d, mode in reversed(changed):
+        try:
+            os.chmod(d, mode)
+        except OSError:
+            pass  # the directory is gone: nothing to restore
 
 
 def user_python(base_dir: Path) -> str:
@@ -109,7 +163,8 @@ class HubStack:
     """OpenBao + stand-in provider (given) + a JupyterHub with two users and the broker service."""
 
     def __init__(self, bao, provider, *, mode: str = "hub-service", groups: dict | None = None,
-                 n_users: int = 2, base_dir: Path | None = None):
+                 n_users: int = 2, base_dir: Path | None = None, replicas: int = 1,
+                 broker_config: dict | None = None, audit: bool = False):
         prerequisites()
         self.bao, self.provider, self.mode = bao, provider, mode
         self.dir = Path(base_dir or tempfile.mkdtemp(prefix="securellm-hub-"))
@@ -122,8 +177,15 @@ class HubStack:
         self.proc: subprocess.Popen | None = None
         self.admin_token = pysecrets.token_hex(24)
         self.vault_prefix = f"hub-{self.tag}"
-        self.ports = {k: free_port() for k in ("proxy", "hub", "proxy_api", "service")}
+        # broker replicas: managed services of the same uid and config; each writes its own audit chain
+        self.services = [SERVICE] + [f"{SERVICE}-r{i}" for i in range(1, replicas)]
+        self.broker_extra = dict(broker_config or {})  # e.g. budgets and a shared database_url
+        self.audit = audit
+        self.audit_paths: dict[str, Path] = {}
+        self.ports = {k: free_port() for k in ("proxy", "hub", "proxy_api", *self.services)}
+        self.ports["service"] = self.ports[SERVICE]
         self._log = None
+        self._granted: list[tuple[Path, int]] = []
 
     # -- URLs ------------------------------------------------------------------------------------
     @property
@@ -138,9 +200,9 @@ class HubStack:
     def service_direct_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['service']}"
 
-    def service_url(self, endpoint: str, via_proxy: bool = True) -> str:
-        base = self.url if via_proxy else self.service_direct_url
-        return f"{base}/services/{SERVICE}/jupyter-securellm/v1/{endpoint}"
+    def service_url(self, endpoint: str, via_proxy: bool = True, service: str = SERVICE) -> str:
+        base = self.url if via_proxy else f"http://127.0.0.1:{self.ports[service]}"
+        return f"{base}/services/{service}/jupyter-securellm/v1/{endpoint}"
 
     def user_url(self, user: str, path: str = "") -> str:
         return f"{self.url}/user/{user}/{path}"
@@ -208,6 +270,12 @@ class HubStack:
         return self
 
     def _start(self) -> None:
+        import site
+
+        # the users traverse to the checkout (PYTHONPATH), the venv and its site-packages, and our dir
+        sps = [p for p in site.getsitepackages() if p.endswith("site-packages")]
+        need_listable([ROOT, *sps])
+        self._granted = grant_traverse([ROOT, sys.prefix, self.dir, *sps])
         self.python = user_python(self.dir)
         for name in self.user_names:
             self._useradd(name)
@@ -218,8 +286,18 @@ class HubStack:
         # the broker's own config and AppRole secret id: readable by the broker's uid only
         self.secret_id_path = self._write_owned(broker, "secret-id", vault["secret_id"])
         cfg = dict(self.securellm_config(), vault_auth_method="approle", vault_approle_role_id=vault["role_id"],
-                   vault_approle_secret_id_path=str(self.secret_id_path))
-        self.broker_config = self._write_owned(broker, "securellm_broker.json", json.dumps({"SecureLLM": cfg}))
+                   vault_approle_secret_id_path=str(self.secret_id_path), **self.broker_extra)
+        service_defs = []
+        for name in self.services:
+            rcfg = dict(cfg, hub_service_name=name)
+            if self.audit:  # one hash chain per replica: each appends to its own file
+                self.audit_paths[name] = broker.home / f"audit-{name}.jsonl"
+                rcfg["audit_log_path"] = str(self.audit_paths[name])
+            fname = "securellm_broker.json" if name == SERVICE else f"securellm_broker-{name}.json"
+            path = self._write_owned(broker, fname, json.dumps({"SecureLLM": rcfg}))
+            if name == SERVICE:
+                self.broker_config = path
+            service_defs.append((name, path))
 
         # the single-user servers' config (no secrets in it)
         conf = self.dir / "singleuser-config"
@@ -229,7 +307,7 @@ class HubStack:
             args = ["--SecureLLM.broker_mode=hub-service", f"--SecureLLM.hub_service_name={SERVICE}",
                     f"--SecureLLM.hub_service_url={self.service_direct_url}"]
         else:  # tier 2 on a Hub: each server runs the broker, with a Vault token of its own user
-            su.update(self.securellm_config(), vault_token_path="~/.vault-token")
+            su.update(self.securellm_config(), vault_token_path="~/.vault-token", **self.broker_extra)
             for name in self.user_names:
                 tok = self.bao.create_token([vault["policy"]], ttl="2h")["client_token"]
                 self._write_owned(self.users[name], ".vault-token", tok)
@@ -245,10 +323,10 @@ class HubStack:
             "proxy_api": f"http://127.0.0.1:{self.ports['proxy_api']}", "db": f"sqlite:///{self.dir}/jupyterhub.sqlite",
             "cookie_secret": str(self.dir / "cookie_secret"), "users": self.user_names, "groups": self.groups,
             "python": self.python, "single_user_args": args, "single_user_env": dict(env_common, JUPYTER_CONFIG_DIR=str(conf)),
-            "service": {"name": SERVICE, "url": self.service_direct_url, "user": self.broker_name,
-                        "cwd": str(broker.home), "environment": env_common,
-                        "command": [self.python, "-m", "jupyter_securellm", "broker", "--config",
-                                    str(self.broker_config)]},
+            "services": [{"name": name, "url": f"http://127.0.0.1:{self.ports[name]}", "user": self.broker_name,
+                          "cwd": str(broker.home), "environment": env_common,
+                          "command": [self.python, "-m", "jupyter_securellm", "broker", "--config", str(path)]}
+                         for name, path in service_defs],
             "admin_token": self.admin_token, "password": pysecrets.token_hex(8),
         }
         (self.dir / "cookie_secret").write_bytes(pysecrets.token_hex(32).encode())
@@ -266,12 +344,14 @@ class HubStack:
                                      cwd=self.dir, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         self._wait(lambda: http("GET", f"http://127.0.0.1:{self.ports['hub']}/hub/api/", timeout=5)[0] == 200, 90, "the Hub API")
-        self.wait_service()
+        for name in self.services:
+            self.wait_service(service=name)
 
-    def wait_service(self, timeout: float = 90) -> int:
+    def wait_service(self, timeout: float = 90, service: str = SERVICE) -> int:
         """Wait until the broker service answers through the proxy; returns its pid."""
-        self._wait(lambda: http("GET", self.service_url("health"), timeout=5)[0] == 200, timeout, "the broker service")
-        return self.service_pid()
+        self._wait(lambda: http("GET", self.service_url("health", service=service), timeout=5)[0] == 200, timeout,
+                   f"the broker service {service!r}")
+        return self.service_pid(service)
 
     def _wait(self, ok, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -298,8 +378,8 @@ class HubStack:
     def hub(self, method: str, path: str, body=None, token: str | None = None):
         return http(method, f"{self.api}/{path}", body, token=token or self.admin_token)
 
-    def service_pid(self) -> int:
-        code, model = self.hub("GET", f"services/{SERVICE}")
+    def service_pid(self, service: str = SERVICE) -> int:
+        code, model = self.hub("GET", f"services/{service}")
         assert code == 200, model
         return int(model.get("pid") or 0)
 
@@ -388,6 +468,8 @@ class HubStack:
                 except Exception:  # noqa: BLE001 - best effort; the OpenBao dir goes away anyway
                     pass
         shutil.rmtree(self.dir, ignore_errors=True)
+        restore_modes(self._granted)
+        self._granted = []
 
 
 def _proxy_pid(directory: Path) -> int | None:
@@ -507,18 +589,18 @@ c.Spawner.environment = h["single_user_env"]
 c.Spawner.args = h["single_user_args"]
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
-c.JupyterHub.services = [
-    dict(h["service"]),
+brokers = [s["name"] for s in h["services"]]  # the broker service and its replicas, if any
+c.JupyterHub.services = [dict(s) for s in h["services"]] + [
     {{"name": "test-admin", "api_token": h["admin_token"], "admin": True}},
 ]
 c.JupyterHub.load_roles = [
     # a server token gets only scopes its user holds: users may access the broker service
-    {{"name": "user", "scopes": ["self", "access:services!service=" + h["service"]["name"]]}},
+    {{"name": "user", "scopes": ["self"] + ["access:services!service=" + b for b in brokers]}},
     # the single-user server's own token may call the broker service and read its user's groups
-    {{"name": "server", "scopes": ["users:activity!user", "access:servers!server",
-                                 "access:services!service=" + h["service"]["name"], "read:users:groups!user"]}},
+    {{"name": "server", "scopes": ["users:activity!user", "access:servers!server", "read:users:groups!user"]
+                                + ["access:services!service=" + b for b in brokers]}},
     # the broker service reads any user's groups (policy input.groups, budget groups), nothing else
-    {{"name": "securellm-broker", "services": [h["service"]["name"]], "scopes": ["read:users:groups"]}},
+    {{"name": "securellm-broker", "services": brokers, "scopes": ["read:users:groups"]}},
 ]
 '''
 

@@ -4,7 +4,11 @@ Playwright (``executable_path=/usr/bin/chromium``; no browser is ever downloaded
 
 Use it from a test folder's conftest.py::
 
-    from jupyter_securellm.testing.lab import lab_browser, lab_page, lab_server  # noqa: F401
+    from jupyter_securellm.testing.lab import (lab_browser, lab_no_asyncio_loop, lab_no_server_cleanup,  # noqa: F401
+                                               lab_page, lab_server)
+
+(``lab_no_asyncio_loop`` and ``lab_no_server_cleanup`` switch off pytest-jupyter's autouse asyncio loop there;
+it fights Playwright's synchronous API.)
 
 - ``lab_server`` (module scope): one JupyterLab per test module, stopped at the end of the module. A module
   changes it with module-scoped fixtures of its own: ``lab_server_config`` (extra traitlets config, e.g.
@@ -219,6 +223,7 @@ def shot(page, name: str) -> Path:
     """Save a screenshot of the page as ``<artifacts>/<name>.png``."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    page.wait_for_timeout(800)  # let notifications finish sliding in (the picture only; asserts never wait)
     page.screenshot(path=str(path))
     return path
 
@@ -263,6 +268,19 @@ if pytest is not None:
             yield server
         finally:
             server.stop()
+
+    @pytest.fixture(name="jp_asyncio_loop")
+    def lab_no_asyncio_loop():
+        """Replaces pytest-jupyter's autouse `jp_asyncio_loop` where browser tests run: Playwright's sync API
+        keeps its own loop marked as running, and that fixture would pick it up and close it. Import it
+        into a browser test folder's conftest (``from jupyter_securellm.testing.lab import lab_no_asyncio_loop``)."""
+        yield None
+
+    @pytest.fixture(name="jp_server_cleanup")
+    def lab_no_server_cleanup():
+        """Replaces pytest-jupyter's autouse in-process server cleanup (no in-process server here: JupyterLab
+        runs in its own process, stopped by `lab_server`)."""
+        yield None
 
     @pytest.fixture(scope="module")
     def lab_browser():

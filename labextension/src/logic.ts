@@ -422,7 +422,7 @@ export interface IMessage {
   text: string;
 }
 
-/** What to tell the user after a save the hook changed, warned about or refused. */
+/** What to tell the user after a save the hook changed, warned about or refused (short: a toast shows ~140 characters). */
 export function saveOutcomeMessage(name: string, o: ISaveOutcome): IMessage | null {
   if (!o || typeof o.findings !== 'number' || o.findings <= 0) {
     return null;
@@ -433,17 +433,17 @@ export function saveOutcomeMessage(name: string, o: ISaveOutcome): IMessage | nu
     case 'redacted':
       return {
         level: 'warning',
-        text: `Saved ${name} with ${n} redacted, ${where}. The file on disk holds placeholders; the open notebook still shows the values until you redact them.`
+        text: `Saved ${name}: ${n} redacted on disk, ${where}. The open notebook still shows ${o.findings === 1 ? 'it' : 'them'}.`
       };
     case 'warned':
       return {
         level: 'warning',
-        text: `Saved ${name} with ${n} in it, ${where} (save hook in warn mode).`
+        text: `Saved ${name} with ${n} in it, ${where} (warn mode).`
       };
     case 'refused':
       return {
         level: 'error',
-        text: `Save refused: ${name} holds ${n}, ${where}. Redact them, then save again.`
+        text: `Save refused: ${name} holds ${n}, ${where}. Redact, then save again.`
       };
     default:
       return null;

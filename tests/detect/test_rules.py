@@ -17,7 +17,9 @@ REQUIRED = [
     "huggingface-token", "github-token", "github-fine-grained-pat", "gitlab-token", "slack-token",
     "slack-webhook", "stripe-secret-key", "sendgrid-api-key", "npm-token", "pypi-token", "databricks-token",
     "telegram-bot-token", "vault-token", "jwt", "private-key", "url-password", "generic-api-key",
-    "generic-password",
+    "generic-password", "generic-password-unquoted", "langsmith-api-key", "pinecone-api-key", "wandb-api-key",
+    "fireworks-api-key", "voyage-api-key", "aws-session-token", "gcp-service-account-key",
+    "azure-storage-connection-string",
 ]
 
 

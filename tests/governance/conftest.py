@@ -1,6 +1,5 @@
-"""Governance tests: pure library code (policy, budget, audit, alerts) against real parts.
+"""Governance tests: pure library code (policy, budget, audit, alerts) and its wiring into a real server.
 
-Real OpenBao (transit signing; the session `openbao`), a real PostgreSQL cluster (`postgres`,
-`postgres_url`) and a real Jupyter server for test_server.py (pytest-jupyter's `jp_serverapp`,
-`jp_fetch`) come from the plugins registered in tests/conftest.py.
+The fixtures they use (openbao, postgres, postgres_url, jp_fetch, jp_serverapp) are the shared plugins the
+root conftest registers (jupyter_securellm/testing/).
 """

@@ -15,6 +15,8 @@ import pytest
 from jupyter_securellm.demo import REPO
 from jupyter_securellm.testing.lab import (  # noqa: F401 - fixtures
     lab_browser,
+    lab_no_asyncio_loop,  # pytest-jupyter's autouse loop fixtures fight Playwright's sync API
+    lab_no_server_cleanup,
     lab_page,
     lab_server,
     lab_server_config,

@@ -3,6 +3,7 @@ without Node.js, and after installing that wheel `jupyter labextension list` sho
 while `jupyter server extension list` still shows the server side."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -48,7 +49,11 @@ def test_sdist_and_wheel_ship_the_labextension_and_install_enables_it(tmp_path):
     (wheel,) = (tmp_path / "wheel").glob("*.whl")
 
     prefix = tmp_path / "prefix"
-    _run([py, "-m", "pip", "install", "--no-deps", "--no-compile", "-q", "--prefix", str(prefix), str(wheel)])
+    # --ignore-installed: without it pip first uninstalls the running environment's own copy of the
+    # package (the editable install), and every later test whose kernel imports it fails
+    _run([py, "-m", "pip", "install", "--no-deps", "--no-compile", "--ignore-installed", "-q",
+          "--prefix", str(prefix), str(wheel)])
+    assert importlib.metadata.version("jupyter-securellm"), "the test environment lost its own install"
     share = prefix / "share" / "jupyter"
     installed = share / "labextensions" / "jupyter-securellm"
     assert (installed / "install.json").is_file() and (installed / "schemas" / "jupyter-securellm" / "plugin.json").is_file()

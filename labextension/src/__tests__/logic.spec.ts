@@ -174,7 +174,8 @@ describe('scan and save messages', () => {
   it('says what a save did', () => {
     const m = saveOutcomeMessage('a.ipynb', { action: 'redacted', findings: 2, cells: [1], rules: ['openai-api-key'] });
     expect(m?.level).toBe('warning');
-    expect(m?.text).toMatch(/^Saved a\.ipynb with 2 secrets redacted, cell 2 \(openai-api-key\)/);
+    expect(m?.text).toBe('Saved a.ipynb: 2 secrets redacted on disk, cell 2 (openai-api-key). The open notebook still shows them.');
+    expect(m!.text.length).toBeLessThanOrEqual(140);
     expect(saveOutcomeMessage('a.ipynb', { action: 'refused', findings: 1, cells: [0] })?.level).toBe('error');
     expect(saveOutcomeMessage('a.ipynb', { action: 'warned', findings: 1 })?.text).toContain('warn mode');
     expect(saveOutcomeMessage('a.ipynb', { action: 'redacted', findings: 0 })).toBeNull();

@@ -1,34 +1,18 @@
 """Browser tests: one real JupyterLab (OpenBao, stand-in provider, our extensions) per module, driven by
-Debian's Chromium through Playwright. No pytest-jupyter loop here: its autouse asyncio loop fixture
-(registered for the whole suite in tests/conftest.py) would fight Playwright's synchronous API, so this
-folder replaces it (and the in-process server cleanup that uses it) with fixtures that do nothing."""
+Debian's Chromium through Playwright (jupyter_securellm.testing.lab)."""
 from __future__ import annotations
 
-import os
+import pytest
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-from jupyter_securellm.testing.lab import (  # noqa: E402,F401
+from jupyter_securellm.testing.lab import (  # noqa: F401
     lab_browser,
+    lab_no_asyncio_loop,
+    lab_no_server_cleanup,
     lab_page,
     lab_server,
     lab_server_config,
     lab_with_extension,
 )
-
-import pytest  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop():
-    """Overrides pytest-jupyter's autouse event loop for the browser tests (Playwright runs its own)."""
-    yield None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup():
-    """Overrides pytest-jupyter's autouse in-process ServerApp cleanup: these tests start no in-process server."""
-    yield
 
 
 @pytest.hookimpl(hookwrapper=True)

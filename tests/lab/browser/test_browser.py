@@ -21,6 +21,24 @@ from jupyter_securellm.detect import fake_secret
 pytestmark = pytest.mark.slow
 
 
+# A policy for this module: long answers need approval (everything else is allowed).
+POLICY = """package jupyter_securellm.authz
+
+deny contains "answers longer than 5000 tokens need approval" if {
+	input.action == "chat"
+	is_number(input.request.max_tokens)
+	input.request.max_tokens > 5000
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def lab_server_config(tmp_path_factory):
+    policies = tmp_path_factory.mktemp("policies")
+    (policies / "lab.rego").write_text(POLICY)
+    return {"SecureLLM": {"policy_paths": [str(policies)], "budgets": {"default": {"daily_tokens": 100000}}}}
+
+
 def status_json(server) -> dict:
     r = requests.get(f"{server.base_url}jupyter-securellm/v1/status",
                      headers={"Authorization": f"token {server.token}"}, timeout=30)
@@ -61,6 +79,19 @@ def test_llm_cell_answer_streams_in(lab_page, lab_server):
     lab_page.shot("01-llm-cell-streamed")
 
 
+def test_a_call_denied_by_policy_shows_a_notification(lab_page, lab_server):
+    lab_server.write_notebook("denied.ipynb", [
+        new_code_cell("%load_ext jupyter_securellm"),
+        new_code_cell("%%llm -m demo --max-tokens 9000\nwrite a long novel"),
+    ])
+    lab_page.open_notebook("denied.ipynb")
+    lab_page.run_command("Run All Cells")
+    toast = lab_page.wait_for_toast("Call denied by policy", timeout=90)
+    assert "answers longer than 5000 tokens need approval" in toast.inner_text()
+    assert "SecureLLM (policy_denied)" in cell(lab_page, 1).locator(".jp-OutputArea-output").inner_text()
+    lab_page.shot("02-policy-denied-notification")
+
+
 def test_status_bar_shows_model_and_budget(lab_page, lab_server):
     status = status_json(lab_server)
     lab_page.goto(lab_server.url())
@@ -86,7 +117,7 @@ def test_status_bar_shows_model_and_budget(lab_page, lab_server):
                                              "your recent calls", "trust tier"]
     lab_page.wait_for_function(
         "() => !document.querySelector('#jp-securellm-panel').textContent.includes('loading…')")
-    lab_page.shot("02-status-bar-and-panel")
+    lab_page.shot("03-status-bar-and-panel")
 
 
 def test_scan_marks_the_cell_and_redact_now_cleans_the_file(lab_page, lab_server):
@@ -112,6 +143,11 @@ def test_scan_marks_the_cell_and_redact_now_cleans_the_file(lab_page, lab_server
     for t in (key, token):
         assert t not in toast.inner_text() and t not in badge.get_attribute("aria-label")
     lab_page.shot("03-scan-marked")
+    # the command is in the notebook's context menu too
+    cell(lab_page, 1).click(button="right")
+    menu = lab_page.locator(".lm-Menu").last
+    assert menu.locator(".lm-Menu-itemLabel", has_text="Scan notebook for secrets").count() == 1
+    lab_page.keyboard.press("Escape")
 
     # an unsaved edit elsewhere, then "Redact now"
     cell(lab_page, 1).locator(".cm-content").click()
@@ -146,7 +182,7 @@ def test_save_with_a_key_in_an_output_is_scrubbed_and_says_so(lab_page, lab_serv
     lab_page.keyboard.type("  # edit")
     lab_page.keyboard.press("Escape")
     lab_page.save_notebook()
-    toast = lab_page.wait_for_toast("Saved output.ipynb with 1 secret redacted")
+    toast = lab_page.wait_for_toast("Saved output.ipynb: 1 secret redacted on disk")
     assert "cell 1 (anthropic-api-key)" in toast.inner_text() and key not in toast.inner_text()
     assert key not in path.read_text() and "[REDACTED:anthropic-api-key]" in path.read_text()
     # the open notebook still shows the value: its cell is marked, and "Redact now" is offered

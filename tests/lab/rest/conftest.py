@@ -1,2 +1,2 @@
-"""The front end's REST side (scan endpoint, save outcome) through a real Jupyter server (pytest-jupyter's
-`jp_serverapp`, registered in tests/conftest.py)."""
+"""The front end's REST side (scan endpoint, save outcome, recent calls) through a real Jupyter server;
+pytest-jupyter's fixtures come from the root conftest's plugins."""

@@ -27,9 +27,6 @@ FORMATS = {
 # Where each provider takes its key (as the stand-in records it).
 KEY_PLACE = {"anthropic": "header:x-api-key", "azure": "header:api-key", "gemini": "header:x-goog-api-key",
              "openai": "header:authorization"}
-# The broker's redirect guard is an httpx client handed to litellm's OpenAI-SDK clients only; the other
-# clients follow a 307 to any host with the key (issue 11: a transport-level guard for all clients).
-REDIRECT_GAP: set = set()  # closed by the egress scope under every client (server/egress.py)
 MSG = [{"role": "user", "content": "hello there"}]
 
 
@@ -125,15 +122,6 @@ async def test_an_echoed_key_is_redacted_in_the_stream(fmt, chat, standin, vault
     assert_no_secret(server_log(), vault_provider_key, "the server log")
 
 
-def _redirect_case(fmt):
-    marks = [pytest.mark.xfail(strict=True, reason=(
-        "issue 11: the redirect guard covers only litellm's OpenAI-SDK clients; this provider's client "
-        "follows a 307 to another host and sends the key there (needs a transport-level guard)"))] \
-        if fmt in REDIRECT_GAP else []
-    return pytest.param(fmt, marks=marks, id=fmt)
-
-
-@pytest.mark.parametrize("fmt", [_redirect_case(f) for f in sorted(FORMATS)], indirect=True)
 @pytest.mark.parametrize("stream", [True, False])
 async def test_a_redirect_to_another_host_is_refused_and_that_host_gets_nothing(
         fmt, chat, standin, elsewhere, vault_provider_key, stream):

@@ -61,6 +61,16 @@ class SecureLLM(ExtensionApp):
     ).tag(config=True)
     vault_role = Unicode("", help="Vault role for jwt / kubernetes login.").tag(config=True)
     vault_kv_mount = Unicode("secret", help="Mount point of the KV v2 engine holding the keys.").tag(config=True)
+    vault_ca_cert = Unicode(
+        "", help="PEM file (or directory) of the CA that signed Vault's TLS certificate, for an https "
+                 "vault_url behind an internal CA; empty: the system trust store.",
+    ).tag(config=True)
+    vault_client_cert = Unicode(
+        "", help="PEM client certificate for mutual TLS with Vault (with vault_client_key); empty: none.",
+    ).tag(config=True)
+    vault_client_key = Unicode(
+        "", help="PEM private key of vault_client_cert (unencrypted, mode 0600); empty: none.",
+    ).tag(config=True)
     secret_cache_ttl = Float(
         300.0, help="Seconds a secret read from Vault stays cached in server memory (0 disables the cache)."
     ).tag(config=True)
@@ -244,6 +254,19 @@ class SecureLLM(ExtensionApp):
             _url(proposal["trait"].name, value)
         return value
 
+    @validate("vault_ca_cert", "vault_client_cert", "vault_client_key")
+    def _valid_tls_file(self, proposal):
+        name, value = proposal["trait"].name, proposal["value"]
+        if not value:
+            return value
+        path = os.path.expanduser(value)
+        dir_ok = name == "vault_ca_cert" and os.path.isdir(path)  # a CA directory (c_rehash) is fine
+        if not (os.path.isfile(path) or dir_ok):
+            raise ConfigError(f"c.SecureLLM.{name}: {value!r} is not a file; give the path of a PEM file.")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"c.SecureLLM.{name}: {value!r} is not readable by this server's user.")
+        return value
+
     @validate("vault_kv_mount")
     def _valid_kv_mount(self, proposal):
         if not proposal["value"].strip("/"):
@@ -361,6 +384,10 @@ class SecureLLM(ExtensionApp):
                 self.log.warning("SecureLLM: c.SecureLLM.models is ignored in hub-service mode: the broker service "
                                  "%r holds the models and keys.", self.hub_service_name)
             return  # no Vault client and no model in this server: nothing else to check
+        if bool(self.vault_client_cert) != bool(self.vault_client_key):
+            missing = "vault_client_key" if self.vault_client_cert else "vault_client_cert"
+            raise ConfigError(f"c.SecureLLM.{missing}: mutual TLS needs both vault_client_cert and "
+                              "vault_client_key (or neither); set the missing one.")
         try:
             self.vault_settings().validate()  # the Vault auth rules live there, and only there
         except VaultConfigError as exc:
@@ -393,6 +420,8 @@ class SecureLLM(ExtensionApp):
             approle_secret_id_path=self.vault_approle_secret_id_path or None,
             jwt_path=self.vault_jwt_path or None, role=self.vault_role or None,
             kv_mount=self.vault_kv_mount, secret_cache_ttl=self.secret_cache_ttl,
+            ca_cert=_path_or_none(self.vault_ca_cert), client_cert=_path_or_none(self.vault_client_cert),
+            client_key=_path_or_none(self.vault_client_key),
         )
 
     def _make_vault(self, on_secret) -> VaultClient:
@@ -592,6 +621,10 @@ class SecureLLM(ExtensionApp):
         close = getattr(getattr(self, "vault", None), "close", None)
         if close is not None:
             close()
+
+
+def _path_or_none(value: str) -> str | None:
+    return os.path.expanduser(value) if value else None
 
 
 def _vault_trait(message: str) -> str:

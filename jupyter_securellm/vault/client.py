@@ -192,8 +192,9 @@ class VaultClient:
                "token_ttl": self.token_ttl()}
         try:
             verify = s.ca_cert if s.ca_cert else s.verify
+            cert = (s.client_cert, s.client_key) if s.client_cert else None
             r = requests.get(s.url.rstrip("/") + "/v1/sys/seal-status", timeout=min(s.timeout, 2.0),
-                             verify=verify)
+                             verify=verify, cert=cert)
             out["reachable"] = True
             out["sealed"] = bool(r.json().get("sealed")) if r.ok else None
         except Exception:  # unreachable: keep defaults

@@ -73,16 +73,73 @@ def _down(exc, c):
                             path=c.path, status=503)
 
 
+def _ssl_cause(exc: BaseException):
+    """The ``ssl.SSLError`` inside a requests/urllib3 error (they nest it in args, ``reason`` or causes)."""
+    import ssl
+
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLError):
+            return e
+        todo.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
+        todo.extend(x for x in (getattr(e, "reason", None), e.__cause__, e.__context__)
+                    if isinstance(x, BaseException))
+    return None
+
+
+def tls_failure(exc: BaseException) -> tuple[str, str]:
+    """(kind, advice) for a TLS failure: which check failed, from the SSL error's verify_message / reason.
+
+    kind is one of: "unknown CA", "expired certificate", "host name mismatch", "client certificate
+    rejected", "handshake closed by Vault", "certificate verify failed", "TLS handshake failed".
+    """
+    import ssl
+
+    err = _ssl_cause(exc)
+    verify = (getattr(err, "verify_message", None) or "").lower()
+    reason = (getattr(err, "reason", None) or "").lower()
+    text = f"{verify} {reason} {err or exc}".lower()
+    if "expired" in verify or "not yet valid" in verify:
+        return ("expired certificate", "Vault's certificate is outside its validity period; renew it "
+                "(or check this machine's clock)")
+    if "mismatch" in verify or "hostname" in verify:
+        return ("host name mismatch", "Vault's certificate does not name the host in vault_url; use the "
+                "name the certificate was issued for, or reissue it with that name")
+    if any(k in verify for k in ("issuer", "self-signed", "self signed", "untrusted", "unable to get")):
+        return ("unknown CA", "Vault's certificate is signed by a CA this server does not trust; set "
+                "c.SecureLLM.vault_ca_cert to the CA that signed it")
+    if any(k in text for k in ("certificate required", "bad certificate", "unknown ca", "handshake failure",
+                               "certificate_required", "alert")):
+        return ("client certificate rejected", "Vault requires a client certificate it trusts (mutual TLS); "
+                "set c.SecureLLM.vault_client_cert and vault_client_key")
+    if isinstance(err, ssl.SSLEOFError) or "eof occurred" in text:
+        return ("handshake closed by Vault", "Vault hung up during the TLS handshake; this is what it does when "
+                "it requires a client certificate and does not trust the one in vault_client_cert (or none "
+                "was set), or when vault_url points at something that is not Vault's TLS listener")
+    if "certificate verify failed" in text:
+        return ("certificate verify failed", "Vault's certificate did not verify; check vault_ca_cert")
+    return ("TLS handshake failed", "check vault_url, vault_ca_cert and, for mutual TLS, vault_client_cert")
+
+
+def _tls(exc, c):
+    kind, advice = tls_failure(exc)
+    return VaultUnavailable(f"Vault at {c.url}: TLS failed ({kind}) while reading {c.where}; {advice}",
+                            path=c.path)
+
+
 def _table():
     """(exception classes, applies to: "login" | "read" | None for both, builder), first match wins."""
     import hvac.exceptions as hx
     import requests.exceptions as rq
 
     return (
-        ((rq.SSLError,), None, lambda e, c: VaultUnavailable(
-            f"Vault at {c.url}: TLS verification failed; set vault CA (ca_cert) to the CA that signed "
-            "Vault's certificate", path=c.path)),
-        ((rq.ConnectionError, rq.Timeout), None, _unreachable),
+        ((rq.SSLError,), None, _tls),
+        ((rq.ConnectionError, rq.Timeout), None,
+         lambda e, c: _tls(e, c) if _ssl_cause(e) is not None else _unreachable(e, c)),
         ((hx.VaultDown,), None, _down),
         ((hx.VaultNotInitialized,), None, lambda e, c: VaultUnavailable(
             f"Vault at {c.url} is not initialised", path=c.path, status=501)),

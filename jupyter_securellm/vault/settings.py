@@ -57,6 +57,8 @@ class VaultSettings:
             need(self.role, "vault_role", "is required for kubernetes auth")
         need(self.kv_mount and "/" not in self.kv_mount.strip("/"), "vault_kv_mount",
              f"must be a single mount name, got {self.kv_mount!r}")
+        need(bool(self.client_cert) == bool(self.client_key), "vault_client_cert",
+             "and vault_client_key go together for mutual TLS: set both or neither")
         need(self.secret_cache_ttl >= 0, "secret_cache_ttl", "must be >= 0 seconds")
         need(0 < self.renew_fraction < 1, "renew_fraction", "must be between 0 and 1")
 

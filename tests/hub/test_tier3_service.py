@@ -202,8 +202,15 @@ def test_alice_cannot_use_bobs_secrets_or_identity(servers, alice_kernel, bob_ke
     st, p = servers, servers.vault_prefix
     own = alice_kernel.json(f"print(json.dumps(call('POST', 'secrets/get', {{'path': '{p}/users/{st.alice}/db', 'key': 'password'}})))")
     assert own == [200, {"value": st.user_secrets[st.alice]}], "control: Alice reads her own {user} secret"
+    # a forged `user` body field is refused outright (the strict request schema, server/schema.py) ...
     code, body = alice_kernel.json(
         f"print(json.dumps(call('POST', 'secrets/get', {{'path': '{p}/users/{st.bob}/db', 'key': 'password', 'user': '{st.bob}'}},"
+        f" headers={{'X-Forwarded-User': '{st.bob}', 'X-SecureLLM-User': '{st.bob}', 'X-SecureLLM-Kernel': 'bob'}})))")
+    assert code == 400 and body["error"]["type"] == "invalid_request", body
+    assert st.user_secrets[st.bob] not in json.dumps(body)
+    # ... and forged headers alone do not make her Bob: his path is denied
+    code, body = alice_kernel.json(
+        f"print(json.dumps(call('POST', 'secrets/get', {{'path': '{p}/users/{st.bob}/db', 'key': 'password'}},"
         f" headers={{'X-Forwarded-User': '{st.bob}', 'X-SecureLLM-User': '{st.bob}', 'X-SecureLLM-Kernel': 'bob'}})))")
     assert code == 403 and body["error"]["type"] == "policy_denied", body
     assert st.user_secrets[st.bob] not in json.dumps(body)

@@ -17,7 +17,8 @@ def test_every_design_trait_exists_with_help():
     names = ["vault_url", "vault_namespace", "vault_auth_method", "vault_token_path", "vault_approle_role_id",
              "vault_approle_secret_id_path", "vault_jwt_path", "vault_role", "vault_kv_mount", "models",
              "allowed_hosts", "user_secret_paths", "secret_cache_ttl", "policy_paths", "audit_log_path",
-             "database_url", "env_deny_patterns", "redaction_placeholder", "prompt_dlp_mode", "harden_process"]
+             "database_url", "env_deny_patterns", "redaction_placeholder", "prompt_dlp_mode", "harden_process",
+             "vault_ca_cert", "vault_client_cert", "vault_client_key"]
     traits = SecureLLM.class_traits(config=True)
     for n in names:
         assert n in traits, n

@@ -72,7 +72,7 @@ def securellm_config(securellm_config, redirector, other_host):
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("alias", sorted(MODELS))
 async def test_redirect_to_another_host_is_refused_for_every_client(broker_api, other_host, redirector, provider,
-                                                                    provider_key, server_log, alias, stream):
+                                                                    vault_provider_key, server_log, alias, stream):
     code, body, raw = await broker_api("chat/completions", {
         "model": alias, "stream": stream, "messages": [{"role": "user", "content": "confidential prompt"}]})
     assert redirector.seen, "the endpoint was never called: the test proves nothing"
@@ -82,7 +82,7 @@ async def test_redirect_to_another_host_is_refused_for_every_client(broker_api, 
     else:
         assert code in (403, 502), raw
         assert body["error"]["type"] in ("egress_denied", "provider_error"), body
-    assert provider_key not in raw and provider_key not in server_log()
+    assert vault_provider_key not in raw and vault_provider_key not in server_log()
     # the regular model still works on the same server
     code, _, _ = await broker_api("chat/completions", {"model": "gpt", "messages": [{"role": "user", "content": "x"}]})
     assert code == 200 and provider.requests[-1].auth_ok

@@ -39,25 +39,25 @@ async def _timed(nagle, key, transport) -> list:
     return times
 
 
-def test_the_brokers_transport_does_not_wait_for_delayed_acks(provider_key):
+def test_the_brokers_transport_does_not_wait_for_delayed_acks(vault_provider_key):
     """The broker's pooled transport vs httpx's own, same stand-in, interleaved rounds (CPU-light, so a
     busy box does not drown the ~40 ms per call the trap costs)."""
-    with NagleProvider(provider_key) as nagle:
+    with NagleProvider(vault_provider_key) as nagle:
         ours, plain = [], []
         for _ in range(3):
-            ours += asyncio.run(_timed(nagle, provider_key, QuickAckTransport()))[3:]
-            plain += asyncio.run(_timed(nagle, provider_key, httpx.AsyncHTTPTransport()))[3:]
+            ours += asyncio.run(_timed(nagle, vault_provider_key, QuickAckTransport()))[3:]
+            plain += asyncio.run(_timed(nagle, vault_provider_key, httpx.AsyncHTTPTransport()))[3:]
     o, p = statistics.median(ours), statistics.median(plain)
     assert p > 30, f"no delayed-ACK trap on this machine ({p:.1f} ms): the test proves nothing"
     assert o < 15, f"the broker's transport waits {o:.1f} ms per call (httpx's own: {p:.1f} ms)"
 
 
-def test_the_broker_calls_the_nagle_provider_with_the_vault_key(bao, server_token_file, provider_key):
+def test_the_broker_calls_the_nagle_provider_with_the_vault_key(openbao, server_token_file, vault_provider_key):
     """End to end through the broker's ProviderClient (its pooled client is the quick-ACK one)."""
     import_litellm()
 
     async def run(nagle):
-        vault = VaultClient(VaultSettings(url=bao.url, token_path=str(server_token_file)))
+        vault = VaultClient(VaultSettings(url=openbao.url, token_path=str(server_token_file)))
         keys = KeySource(vault, Redactor())
         client = ProviderClient(keys, [f"127.0.0.1:{nagle.port}"], request_timeout=60, redactor=keys.redactor)
         model = ModelConfig(alias="nagle", model="openai/gpt-4o-mini", secret_path="llm/openai",
@@ -73,7 +73,7 @@ def test_the_broker_calls_the_nagle_provider_with_the_vault_key(bao, server_toke
             keys.close()
             vault.close()
 
-    with NagleProvider(provider_key) as nagle:
+    with NagleProvider(vault_provider_key) as nagle:
         transport = asyncio.run(run(nagle))
         assert nagle.requests == 3 and nagle.auth_failures == 0
     assert transport is QuickAckTransport

@@ -57,7 +57,7 @@ async def test_vault_token_revoked_mid_session(broker_api, openbao, server_token
     code, body, raw = await chat(broker_api)
     assert code == 503, raw
     assert body["error"]["type"] == "vault_unavailable"
-    assert "Vault" in body["error"]["message"]
+    assert "could not log in to Vault" in body["error"]["message"]
     assert len(provider.requests) == 1  # nothing was sent without a key
     assert_clean(vault_provider_key, raw, server_log(), audit_path.read_text())
     last = audit_records(audit_path)[-1]

@@ -15,6 +15,24 @@ import time
 import pytest
 
 
+
+def wait_until_ready(kc, server_state, timeout: float = 90) -> None:
+    """`kc.wait_for_ready`, asking the server before believing a kernel is dead.
+
+    The connection file exists before the kernel listens; without a manager, jupyter_client judges
+    "alive" by the heartbeat, which a kernel still starting on a loaded machine misses: "Kernel died
+    before replying". `server_state()` returns the server's `execution_state` for the kernel.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            kc.wait_for_ready(timeout=max(1.0, deadline - time.monotonic()))
+            return
+        except RuntimeError:
+            if server_state() == "dead" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
 class Kernel:
     """A real ipykernel over jupyter_client; `run()` returns every iopub message of one execution."""
 
@@ -100,19 +118,7 @@ class ServerKernel(Kernel):
         self.kc.start_channels()
         self.km = True
         self.all_messages = []
-        # The connection file exists before the kernel listens; without a manager, jupyter_client judges
-        # "alive" by the heartbeat, which a kernel still starting on a loaded machine misses: "Kernel died
-        # before replying". Ask the server whether it really died before giving up.
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                self.kc.wait_for_ready(timeout=max(1.0, deadline - time.monotonic()))
-                break
-            except RuntimeError:
-                state = self.rest("GET", f"api/kernels/{self.kernel_id}").get("execution_state")
-                if state == "dead" or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_until_ready(self.kc, lambda: self.rest("GET", f"api/kernels/{self.kernel_id}").get("execution_state"))
 
     def rest(self, method: str, path: str, body=None):
         import json as _json

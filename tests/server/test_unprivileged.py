@@ -148,11 +148,14 @@ class UserServer:
     def run_in_kernel(self, kernel_id: str, code: str, timeout=90) -> str:
         from jupyter_client import BlockingKernelClient
 
+        from jupyter_securellm.testing.kernels import wait_until_ready
+
         kc = BlockingKernelClient(connection_file=str(self.dir / "runtime" / f"kernel-{kernel_id}.json"))
         kc.load_connection_file()
         kc.start_channels()
         try:
-            kc.wait_for_ready(timeout=timeout)
+            wait_until_ready(kc, lambda: self.request("GET", f"api/kernels/{kernel_id}").get("execution_state"),
+                             timeout=timeout)
             out = []
             reply = kc.execute_interactive(code, timeout=timeout,
                                            output_hook=lambda m: out.append(m["content"].get("text", "")

@@ -33,11 +33,15 @@ RULE_ID = "known-secret"
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 _ANSI = r"\x1b\[[0-9;]{0,16}m"
 #: Between the items of `list(secret)` as Python or JSON prints it (`'s', 'k'`, `"s", "k"`, one per line
-#: when IPython wraps it), and JSON-escaped once more inside a notebook file.
-_LIST_ITEM_GAP = r"""\\?['"],\s{0,8}\\?['"]"""
+#: when IPython wraps it), and JSON-escaped once or twice more inside a notebook file or an API body
+#: (`\\"s\\", \\"k\\"`, `'s',\\n 'k'`): escaped quotes, and escaped line breaks as the whitespace.
+_LIST_ITEM_GAP = r"""\\{0,3}['"],(?:\s|\\{1,2}[nrt]){0,8}\\{0,3}['"]"""
 #: One separator unit between characters, and how many may stand between two characters.
 SEPARATOR = rf"(?:\s|[{ZERO_WIDTH}]|{_ANSI}|{_LIST_ITEM_GAP})"
 SEPARATOR_REPEAT = 4
+#: The longest separator unit: a list item gap at its widest (3 + 1 + 1 + 8 * 3 + 3 + 1), longer than an
+#: ANSI code (ESC [ 16 digits m = 20).
+SEPARATOR_MAX_UNIT = 33
 
 
 def _base64_cores(raw: bytes, alphabet: str) -> list[str]:
@@ -105,13 +109,13 @@ SEPARATED_GATE_RE = re.compile(rf"(?:.{SEPARATOR}{{1,{SEPARATOR_REPEAT}}}){{{SEP
 #: coloured on its own by ANSI codes, any one-character item of a printed list. Cheaper than the exact
 #: gate in Hyperscan, and every exact gate match contains one of them.
 SEPARATED_GATE_HS = (
-    rb"(?:[^\s\x80][\s\x80]{1,%d}){%d}|\x1b\[[0-9;]{0,16}m[^\x1b]\x1b\[|['\"],\s{0,8}\\?['\"][^'\"\\]\\?['\"],"
+    rb"(?:[^\s\x80][\s\x80]{1,%d}){%d}|\x1b\[[0-9;]{0,16}m[^\x1b]\x1b\[|['\"],(?:\s|\\{1,2}[nrt]){0,8}\\{0,3}['\"][^'\"\\]\\{0,3}['\"],"
     % (SEPARATOR_REPEAT, SEPARATED_GATE)
 )
 #: the longest text a gate match can span
-SEPARATED_GATE_WIDTH = SEPARATED_GATE * (1 + SEPARATOR_REPEAT * 21)
+SEPARATED_GATE_WIDTH = SEPARATED_GATE * (1 + SEPARATOR_REPEAT * SEPARATOR_MAX_UNIT)
 
 
 def separated_max_width(secret: str) -> int:
-    unit = 2 + 2 + 16 + 1  # the longest separator unit: ESC [ digits m
-    return len(secret) + (len(secret) - 1) * SEPARATOR_REPEAT * unit
+    """The longest text the separated pattern of `secret` can match (its characters may be escaped too)."""
+    return 3 * len(secret) + (len(secret) - 1) * SEPARATOR_REPEAT * SEPARATOR_MAX_UNIT

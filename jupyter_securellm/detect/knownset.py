@@ -56,12 +56,13 @@ _SEP_RX = re.compile(known_mod.SEPARATOR)
 #: One separator unit and the trailing stretch of a separated form, both read backwards from the end of a
 #: stream buffer (optional separators, then single characters each followed by separators, then maybe one
 #: more character).
-_REV_UNIT = rf"""(?:\s|[{known_mod.ZERO_WIDTH}]|m[0-9;]{{0,16}}\[\x1b|['"]\\?\s{{0,8}},['"]\\?)"""
+_REV_UNIT = rf"""(?:\s|[{known_mod.ZERO_WIDTH}]|m[0-9;]{{0,16}}\[\x1b|['"]\\{{0,3}}(?:\s|[nrt]\\{{1,2}}){{0,8}},['"]\\{{0,3}})"""
 _REV_STRETCH = re.compile(rf"{_REV_UNIT}*(?:.{_REV_UNIT}+)*.?", re.S)
 #: a separator cut short by the end of the buffer (`\x1b[3`, `', `), read backwards
-_REV_PARTIAL = re.compile(r"""(?:[0-9;]{0,16}\[\x1b|\x1b|\\?\s{0,8},['"]\\?|['"]\\?)?""")
-#: How far back the stream hold looks for a separated form in progress.
-_SEP_HOLD_WINDOW = 512
+#: (an escape or an escaped quote cut after its backslashes, too)
+_REV_PARTIAL = re.compile(
+    r"""(?:[0-9;]{0,16}\[\x1b|\x1b|\\{0,3}(?:\s|[nrt]\\{1,2}){0,8},['"]\\{0,3}|['"]\\{0,3}|\\{1,3})?"""
+)
 
 
 @lru_cache(maxsize=1)
@@ -360,7 +361,9 @@ class KnownSecrets:
         """Start of a separated form in progress: the trailing stretch of single characters between
         separators (maybe ending in a separator cut short), if the characters so far begin a value."""
         n = len(buf)
-        lo = max(start, n - _SEP_HOLD_WINDOW)
+        # as far back as the longest separated form of a registered value can reach: a list form is 5 to 7+
+        # characters per character of the value, and a stretch cut short of its start no longer begins one
+        lo = max(start, n - self._sep_width)
         rev = buf[lo:][::-1]
         hold = n
         cut = _REV_PARTIAL.match(rev).end()

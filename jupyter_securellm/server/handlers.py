@@ -229,6 +229,9 @@ class StatusHandler(BaseHandler):
             from .hardening import process_report
 
             body["process"] = process_report(redactor.scanner)
+        # the trust tier this deployment defends (docs/architecture.md); a Hub service answers 3 itself:
+        # the key in this server's memory is out of the kernel's reach only when the server is non-dumpable
+        body.setdefault("tier", 2 if body.get("process", {}).get("dumpable") is False else 1)
         self.finish(json.dumps(body))
 
 

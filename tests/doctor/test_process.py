@@ -59,6 +59,7 @@ def test_status_reports_the_process_flags(demo):
     with urllib.request.urlopen(req, timeout=30) as resp:
         body = json.loads(resp.read())
     assert body["process"]["dumpable"] is False
+    assert body["tier"] == 2  # the broker holds the key in a non-dumpable server
     assert body["process"]["secret_env"] == []
     assert body["process"]["pid"] == demo.jupyter.pid
 
@@ -106,6 +107,10 @@ def test_unhardened_server_fails_through_status(unhardened):
     proc, checks = doctor("--only", "process", "--url", unhardened["url"], "--token", unhardened["token"])
     assert proc.returncode == 1
     assert checks["process.dumpable"]["status"] == "fail"
+    req = urllib.request.Request(unhardened["url"] + "jupyter-securellm/v1/status",
+                                 headers={"Authorization": f"token {unhardened['token']}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert json.loads(resp.read())["tier"] == 1  # a dumpable server: only accidental exposure is defended
     env = checks["process.environment"]
     assert env["status"] == "fail" and any("OPENAI_API_KEY" in d for d in env["details"])
     assert unhardened["key"] not in proc.stdout + proc.stderr

@@ -124,7 +124,7 @@ def governance_check(stack: HubStack, calls: list[dict], provider, dsn: str) -> 
     recs = [json.loads(ln) for ln in stack.audit_paths["securellm"].read_text().splitlines() if ln.strip()]
     chat = [r for r in recs if r.get("action") == "chat"]
     call_recs = [r for r in chat if r["type"] == "call"]
-    denied = {r["request_id"] for r in chat if r["type"] == "decision" and r.get("decision") == "deny"}
+    denied = [r for r in chat if r["type"] == "decision" and r.get("decision") == "deny"]  # one per refusal
     verify = subprocess.run([sys.executable, "-m", "jupyter_securellm", "audit", "verify", "--format", "json",
                              str(stack.audit_paths["securellm"])], capture_output=True, text=True, timeout=300)
     with psycopg.connect(dsn) as conn:

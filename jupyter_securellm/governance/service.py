@@ -72,6 +72,7 @@ class Ticket:
     reservation: Any = None
     price: Any = None
     reasons: tuple = ()
+    recorded: bool = False  # the decision is already in the audit log (a refusal): record() adds nothing
 
 
 class Governance:
@@ -158,6 +159,7 @@ class Governance:
                     self.ledger.reserve, ctx.user, ctx.groups, est_tokens=tin + tout, est_usd=est_usd,
                     model=ctx.model or "")
             except BudgetError as exc:
+                ticket.recorded = True  # one decision, one record: the deny below is this request's only record
                 await self.refused(ctx, exc.type, exc.message, resets_at=exc.resets_at, durable=True)
                 raise Refused(exc.type, exc.message, resets_at=exc.resets_at) from None
         if self.audit is not None:  # the decision record; the call record (awaited) makes both durable
@@ -192,8 +194,12 @@ class Governance:
         """Write the call record (durable before returning), feed alerts and metrics.
 
         Raises Refused('audit_unavailable') if the record could not be made durable: the broker then
-        answers an error instead of acknowledging the call.
+        answers an error instead of acknowledging the call. A ticket whose refusal `reserve` already
+        recorded (budget, rate limit) gets nothing more: one decision, one audit record, one count.
         """
+        if ticket.recorded:
+            return
+        ticket.recorded = True
         ctx = ticket.ctx
         latency = time.perf_counter() - ticket.started
         cost = ticket.price.cost(tokens_in, tokens_out) if ticket.price else None

@@ -163,6 +163,21 @@ class SecretsHandler(_ServiceHandler):
     post = service_auth(_raw(SecretsGetHandler.post))
 
 
+class MetricsHandler(_ServiceHandler):
+    """Prometheus text format from the service's own governance metrics, authenticated like every endpoint
+    (a Prometheus scraper uses a Hub token with the service scope)."""
+
+    @service_auth
+    async def get(self):
+        governance = getattr(self.settings["jupyter_securellm_app"], "governance", None)
+        if governance is None:
+            raise BrokerError("not_found", "Metrics are not available on this broker service.")
+        metrics = governance.gov.metrics
+        self.set_header("Content-Type", metrics.content_type)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(metrics.render())
+
+
 class HealthHandler(web.RequestHandler):
     """Unauthenticated liveness for load balancers and Kubernetes probes; says nothing else."""
 
@@ -180,6 +195,7 @@ def make_web_app(app, *, service_name: str, prefix: str, hub_auth, hub_groups) -
         (rf"{base}/models", ModelsHandler),
         (rf"{base}/status", StatusHandler_),
         (rf"{base}/secrets/get", SecretsHandler),
+        (rf"{base}/metrics", MetricsHandler),
         (rf"{base}/health", HealthHandler),
     ]
     return web.Application(handlers, hub_auth=hub_auth, hub_groups=hub_groups, service_name=service_name,
@@ -236,6 +252,10 @@ def main(config_file: str | None, *, ip: str | None = None, port: int | None = N
         log.info("SecureLLM broker service: stopping")
         server.stop()
         await app.broker.aclose()
+        governance = getattr(app, "governance", None)
+        if governance is not None:  # drains the group commit: every queued record written and fsynced
+            governance.close()
+            log.info("SecureLLM broker service: audit log closed")
         close = getattr(app.vault, "close", None)
         if close is not None:
             close()

@@ -132,7 +132,7 @@ async def test_allowed_call_is_budgeted_audited_and_visible_in_status(api, provi
     assert st["budget"]["rpm"]["limit"] == 50 and st["alerts"] == []
 
 
-async def test_budget_exhausted_is_429_with_reset_time(api, provider):
+async def test_budget_exhausted_is_429_with_reset_time(api, provider, gov_dir):
     # reserved: 500 prompt bytes + max_tokens 100 = 600 tokens, the whole daily budget
     msgs = [{"role": "user", "content": "word " * 100}]
     code, body, raw = await api("chat/completions", {"model": "gpt", "max_tokens": 100, "messages": msgs})
@@ -141,6 +141,15 @@ async def test_budget_exhausted_is_429_with_reset_time(api, provider):
     assert code == 429 and body["error"]["type"] == "budget_exhausted"
     assert body["error"]["resets_at"].endswith("Z") and "resets at" in body["error"]["message"]
     assert len(provider.requests) == 1  # the refused call never reached the provider
+    # one decision, one record: the refusal is exactly one deny record, with its reason, and counted once
+    denies = [r for r in _records(gov_dir) if r.get("decision") == "deny"]
+    assert len(denies) == 1, denies
+    assert denies[0]["error_type"] == "budget_exhausted" and "resets at" in denies[0]["message"]
+    assert denies[0]["resets_at"] == body["error"]["resets_at"]
+    assert verify([gov_dir / "audit.jsonl"]).ok
+    code, _, raw = await api("metrics")
+    assert 'jupyter_securellm_denials_total{reason="budget_exhausted"} 1.0' in raw
+    assert 'jupyter_securellm_calls_total{action="chat",model="gpt",status="budget_exhausted"} 1.0' in raw
 
 
 async def test_secrets_get_and_models_are_decided_by_policy(api, openbao):

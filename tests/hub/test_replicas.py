@@ -133,8 +133,10 @@ def test_budgets_exact_and_audit_verifiable_across_two_replicas(replicas):
         assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))  # its own chain, from 1
         mine = [r for r in recs if r.get("user") == alice]
         calls += sum(1 for r in mine if r["type"] == "call")
-        # a refusal is one request id (the governance writes its deny decision, then the closing record)
-        denials |= {r["request_id"] for r in mine if r["type"] == "decision" and r.get("error_type") == "budget_exhausted"}
+        # a refusal is exactly one deny record (one decision, one record)
+        deny = [r for r in mine if r["type"] == "decision" and r.get("error_type") == "budget_exhausted"]
+        assert len({r["request_id"] for r in deny}) == len(deny), "a refusal was recorded twice"
+        denials |= {r["request_id"] for r in deny}
         assert any(r["type"] == "call" for r in mine), f"replica {s} served calls but logged none"
     assert calls == len(answered) and len(denials) == len(refused)
     assert sum(r.get("tokens_in", 0) + r.get("tokens_out", 0) for s in REPLICAS for r in _audit(st, s)
@@ -150,3 +152,57 @@ def test_budgets_exact_and_audit_verifiable_across_two_replicas(replicas):
     out = subprocess.run([sys.executable, "-m", "jupyter_securellm", "audit", "verify", str(path)],
                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert out.returncode == 1 and "TAMPERED" in out.stdout, out.stdout + out.stderr
+
+
+def _chat_calls(metrics_text: str) -> float:
+    """Sum of `jupyter_securellm_calls_total{action="chat",...}` over every model and status."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
+               if line.startswith('jupyter_securellm_calls_total{action="chat"'))
+
+
+def _metrics(stack, service, token):
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(stack.service_url("metrics", service=service),
+                                 headers={"Authorization": f"token {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+
+
+def test_the_service_serves_metrics_and_closes_its_audit_log_when_stopped(replicas):
+    """Last in this module: it stops replica 0 (the Hub may start it again; nothing later uses it)."""
+    import signal
+    import time
+
+    st, service = replicas, REPLICAS[0]
+    tok = st.user_token(st.alice)
+    code, _, text = _metrics(st, service, None)
+    assert code == 401, text
+    code, ctype, before = _metrics(st, service, tok)
+    assert code == 200 and ctype.startswith("text/plain") and "# TYPE jupyter_securellm_calls_total counter" in before
+    codes = [_chat(st, tok, service)[1] for _ in range(3)]
+    assert all(c in (200, 429) for c in codes), codes
+    code, _, after = _metrics(st, service, tok)
+    assert code == 200 and _chat_calls(after) - _chat_calls(before) == 3, (codes, after)
+    served = _chat_calls(after)  # every chat this replica answered or refused since it started
+
+    pid = st.service_pid(service)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid}"), "the broker service did not stop on SIGTERM"
+    assert "SecureLLM broker service: audit log closed" in st.log_text()
+    out = subprocess.run([sys.executable, "-m", "jupyter_securellm", "audit", "verify", "--format", "json",
+                          str(st.audit_paths[service])], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert out.returncode == 0 and json.loads(out.stdout)["ok"] is True, out.stdout + out.stderr
+    # every chat is exactly one closing record: a `call`, or one deny decision (one decision, one record)
+    recs = _audit(st, service)
+    closing = [r for r in recs if r["type"] == "call" or (r["type"] == "decision" and r.get("decision") == "deny")]
+    assert len(closing) == served, (len(closing), served)
+    assert len({r["request_id"] for r in closing}) == len(closing)

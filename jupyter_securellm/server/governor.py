@@ -41,6 +41,7 @@ class Caller:
     kernel_id: str | None = None
     groups: tuple[str, ...] = ()
     source_addr: str | None = None  # the client address (governance: the new-address alert, input.source_addr)
+    notebook_path: str | None = None  # the Jupyter session's path for a kernel caller (input.notebook_path, audit)
 
     @property
     def via(self) -> str:

@@ -56,7 +56,8 @@ def broker_auth(method):
                     raise BrokerError("unauthorized", "This kernel token was sent by another Unix user's process; "
                                                       "kernel tokens work only from the kernel they were issued to.")
                 self.caller = Caller(user=principal.user, kernel_id=principal.kernel_id,
-                                     groups=await app.caller_groups(), source_addr=self.request.remote_ip)
+                                     groups=await app.caller_groups(), source_addr=self.request.remote_ip,
+                                     notebook_path=await _notebook_path(self, principal.kernel_id))
                 return await method(self, *args, **kwargs)
             self.caller = Caller(user=self.settings["jupyter_securellm_app"].owner)
             return await jupyter_auth(self, *args, **kwargs)
@@ -64,6 +65,23 @@ def broker_auth(method):
             self.send_broker_error(exc)
 
     return wrapper
+
+
+async def _notebook_path(handler, kernel_id: str) -> str | None:
+    """The path of the Jupyter session that owns `kernel_id`, or None (no session, or the lookup failed).
+
+    Asked on every kernel call, not cached, so a renamed notebook shows its new path: one query on the
+    server's in-memory session table. Informational only (policy input, audit), so it never fails a call.
+    """
+    sm = handler.settings.get("session_manager")
+    if sm is None:
+        return None
+    try:
+        session = await sm.get_session(kernel_id=kernel_id)  # 404 HTTPError when the kernel has no session
+    except Exception:  # noqa: BLE001 - a kernel without a notebook (console, bare /api/kernels) is normal
+        return None
+    path = session.get("path") if isinstance(session, dict) else None
+    return path if isinstance(path, str) and path else None
 
 
 def _peer_is_us(handler) -> bool:

@@ -64,7 +64,30 @@ class RecordedRequest:
     time: float = field(default_factory=time.time)
 
 
-class _Handler(BaseHTTPRequestHandler):
+
+class JSONPlumbing:
+    """Reading a JSON request body and writing a JSON answer: shared by every stand-in's handler."""
+
+    def read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n else b""
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return raw.decode("utf-8", "replace")
+
+    def send_json(self, status: int, obj, extra: dict | None = None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _Handler(JSONPlumbing, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "StandInProvider/1.0"
     timeout = 30  # idle keep-alive connections go away
@@ -76,29 +99,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # quiet; requests are recorded instead
         pass
 
-    # -- plumbing --
-    def _read_body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
-        try:
-            return json.loads(raw) if raw else None
-        except ValueError:
-            return raw.decode("utf-8", "replace")
-
-    def _send_json(self, status: int, obj, extra: dict | None = None):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
     def _error(self, status: int, message: str | None = None):
         msg, typ, code = _ERRORS.get(status, ("Error (stand-in provider).", "invalid_request_error", None))
         extra = {"Retry-After": "0"} if status == 429 else None
-        self._send_json(status, {"error": {"message": message or msg, "type": typ, "param": None,
+        self.send_json(status, {"error": {"message": message or msg, "type": typ, "param": None,
                                            "code": code}}, extra)
 
     def _auth_ok(self) -> bool:
@@ -122,11 +126,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, f"Unknown path {self.path} (stand-in provider)")
         if not ok:
             return self._error(401)
-        self._send_json(200, {"object": "list", "data": [
+        self.send_json(200, {"object": "list", "data": [
             {"id": m, "object": "model", "created": 0, "owned_by": "stand-in"} for m in self.fp.models]})
 
     def do_POST(self):
-        body = self._read_body()
+        body = self.read_body()
         ok = self._record(body)
         if self.path.rstrip("/") != "/v1/chat/completions":
             return self._error(404, f"Unknown path {self.path} (stand-in provider)")
@@ -144,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream"):
             return self._stream(body, model, answer, knobs)
         prompt_tokens, completion_tokens = _count(body), len(answer.split())
-        self._send_json(200, {
+        self.send_json(200, {
             "id": "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion",
             "created": int(time.time()), "model": model, "system_fingerprint": "fp_standin",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer, "refusal": None},

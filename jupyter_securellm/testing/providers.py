@@ -45,6 +45,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from .provider import JSONPlumbing
+
 __all__ = ["AnthropicStandIn", "AzureStandIn", "Call", "GeminiStandIn", "OpenAIStandIn", "StandIn",
            "TestCA", "fingerprint", "make_standin"]
 
@@ -144,7 +146,7 @@ class Call:
 _CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONPlumbing, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "StandInProvider/1.0"
     timeout = 30
@@ -157,24 +159,6 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.standin  # type: ignore[attr-defined]
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
-        try:
-            return json.loads(raw) if raw else None
-        except ValueError:
-            return raw.decode("utf-8", "replace")
-
-    def send_json(self, status: int, obj, extra: dict | None = None):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
     def start_sse(self):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -202,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle(None)
 
     def do_POST(self):
-        self._handle(self._body())
+        self._handle(self.read_body())
 
     def _handle(self, body):
         si = self.si

@@ -25,20 +25,27 @@ class Alphabet:
     __slots__ = ("ascii", "non_ascii", "_outside")
 
     def __init__(self, ascii_chars=(), non_ascii=False):
-        import re as _re
-
         self.ascii = frozenset(ascii_chars)
         self.non_ascii = non_ascii
-        outside = "".join(_re.escape(ch) for ch in _ASCII if ch not in self.ascii)
-        if not non_ascii:
-            outside += "\\x80-\\U0010ffff"
-        self._outside = _re.compile(f"[{outside}]") if outside else None
+        self._outside = None  # compiled on first use: few detectors ever need it
+
+    def _outside_rx(self):
+        if self._outside is None:
+            members = "".join(re.escape(ch) for ch in sorted(self.ascii))
+            if self.non_ascii:
+                outside = "".join(re.escape(ch) for ch in _ASCII if ch not in self.ascii)
+                self._outside = re.compile(f"[{outside}]") if outside else False
+            else:
+                # a negated class, not a range up to U+10FFFF: `re` compiles that in microseconds, not ms
+                self._outside = re.compile(f"[^{members}]") if members else re.compile("(?s:.)")
+        return self._outside
 
     def tail_start(self, reversed_buf: str, n: int, floor: int) -> int:
         """Start of the longest suffix (not before `floor`) made only of alphabet characters."""
-        if self._outside is None:
+        rx = self._outside_rx()
+        if rx is False:
             return floor
-        m = self._outside.search(reversed_buf, 0, n - floor)
+        m = rx.search(reversed_buf, 0, n - floor)
         return floor if m is None else n - m.start()
 
 
@@ -61,7 +68,7 @@ def _cased(chars: set[str], icase: bool) -> set[str]:
     return {x for ch in chars for x in (ch, ch.lower(), ch.upper())} if icase else set(chars)
 
 
-def pattern_alphabet(pattern: str, flags: int = 0) -> Alphabet:
+def pattern_alphabet(pattern: str, flags: int = 0, parsed=None) -> Alphabet:
     """Superset of the characters `pattern` (compiled with re.ASCII) can consume in a match."""
     import re as _re
     from re import _constants as c  # type: ignore[attr-defined]
@@ -138,12 +145,13 @@ def pattern_alphabet(pattern: str, flags: int = 0) -> Alphabet:
             # lookbehinds read only what the match has already passed (or what precedes it); AT and
             # GROUPREF (the same characters as its group) add nothing
 
-    parsed = _parser.parse(pattern, flags)
+    if parsed is None:
+        parsed = _parser.parse(pattern, flags)
     walk(parsed, bool(parsed.state.flags & _re.IGNORECASE))
     return Alphabet(chars, non_ascii)
 
 
-def pattern_first_set(pattern: str, flags: int = 0) -> frozenset[str] | None:
+def pattern_first_set(pattern: str, flags: int = 0, parsed=None) -> frozenset[str] | None:
     """The characters a match of `pattern` can start with (None: could be anything)."""
     from re import _constants as c  # type: ignore[attr-defined]
     from re import _parser  # type: ignore[attr-defined]
@@ -196,7 +204,8 @@ def pattern_first_set(pattern: str, flags: int = 0) -> frozenset[str] | None:
         return out, True
 
     try:
-        parsed = _parser.parse(pattern, flags)
+        if parsed is None:
+            parsed = _parser.parse(pattern, flags)
         chars, empty = first(parsed, bool(parsed.state.flags & re.IGNORECASE))
     except _Any:
         return None
@@ -214,27 +223,37 @@ def pattern_first_chars(pattern: str, flags: int = 0) -> re.Pattern | None:
 
 
 class Detector:
-    __slots__ = ("rx", "alphabet", "width", "first", "first_set")
+    """One rule's stream detector: its alphabet and first characters (read from the parse tree, cheap)
+    and its `regex` pattern for partial matching, compiled the first time a tail gets past the other two."""
 
-    def __init__(self, rx, alphabet: Alphabet, width: int, first_set: frozenset[str] | None = None):
-        self.rx, self.alphabet, self.width, self.first_set = rx, alphabet, width, first_set
+    __slots__ = ("pattern", "_rx", "alphabet", "width", "first", "first_set")
+
+    def __init__(self, pattern: str, alphabet: Alphabet, width: int, first_set: frozenset[str] | None = None):
+        self.pattern, self.alphabet, self.width, self.first_set = pattern, alphabet, width, first_set
+        self._rx = None
         self.first = (
             None
             if first_set is None
             else re.compile("[" + "".join(re.escape(ch) for ch in sorted(first_set)) + "]")
         )
 
+    @property
+    def rx(self):
+        if self._rx is None:
+            import regex
+
+            self._rx = regex.compile(self.pattern, regex.ASCII | regex.VERSION0)
+        return self._rx
+
 
 def rule_detectors(rules) -> list[Detector]:
     """Partial-match detectors for a rule set (`RuleSet.partial_detectors` builds them once and keeps them)."""
-    import regex
-
     return [
         Detector(
-            regex.compile(r.pattern, regex.ASCII | regex.VERSION0),
-            pattern_alphabet(r.pattern, re.ASCII),
+            r.pattern,
+            pattern_alphabet(r.pattern, re.ASCII, r.parsed),
             r.max_width,
-            pattern_first_set(r.pattern, re.ASCII),
+            pattern_first_set(r.pattern, re.ASCII, r.parsed),
         )
         for r in rules
     ]

@@ -80,7 +80,9 @@ class SecureLLM(ExtensionApp):
         {},
         help='Model aliases: {"alias": {"model": <litellm model>, "secret_path": <KV path, may contain {user}>, '
              '"secret_key": <field>, "api_base": <optional URL>, "allow_http": <optional bool, needed for a '
-             'plain-http api_base>}}. Kernels only ever see the aliases.',
+             'plain-http api_base>, "ca_bundle": <optional PEM file of the CA that signed an https api_base\'s '
+             'certificate>, "ssl_verify": <optional; False turns certificate checks off, loudly>}}. Kernels only '
+             'ever see the aliases.',
     ).tag(config=True)
     allowed_hosts = List(
         Unicode(), list(DEFAULT_ALLOWED_HOSTS),
@@ -403,6 +405,18 @@ class SecureLLM(ExtensionApp):
                 cfg.check_transport()
             except ValueError as exc:
                 raise ConfigError(f"c.SecureLLM.models{exc}") from None
+        tls: dict = {}
+        for alias, cfg in models.items():  # one TLS setting per endpoint: the pooled client keys it by origin
+            first = tls.setdefault(cfg.origin, (alias, cfg.tls_verify))
+            if first[1] != cfg.tls_verify:
+                raise ConfigError(f"c.SecureLLM.models[{alias!r}]: it shares the endpoint {cfg.api_base or cfg.origin[1]} "
+                                  f"with c.SecureLLM.models[{first[0]!r}] but not its ca_bundle/ssl_verify; give "
+                                  "both the same TLS settings.")
+            if cfg.tls_verify is False:
+                self.log.warning("SecureLLM: SECURITY WARNING: c.SecureLLM.models[%r] sets ssl_verify False: the "
+                                 "certificate of %s is NOT checked, so anyone who can intercept or impersonate "
+                                 "that host receives the provider key. Set \"ca_bundle\" to the CA that signed "
+                                 "it instead (jupyter-securellm doctor flags this).", alias, cfg.api_base)
         import fnmatch
 
         for g in self.user_secret_paths:

@@ -59,6 +59,28 @@ def load_app(config_file: str | None):
     return app
 
 
+def declared_notebook(headers) -> str | None:
+    """The notebook path the user's server declared (X-SecureLLM-Notebook), or None if absent or malformed.
+
+    Metadata for the audit log only: the user's server runs as the user, so anything it says about the
+    notebook is the user's word. It never feeds the policy input or any other decision.
+    """
+    from urllib.parse import unquote
+
+    from .forward import MAX_NOTEBOOK_PATH, NOTEBOOK_HEADER
+
+    raw = headers.get(NOTEBOOK_HEADER, "")
+    if not raw or len(raw) > 3 * MAX_NOTEBOOK_PATH:
+        return None
+    try:
+        path = unquote(raw, errors="strict") if raw.isascii() else None
+    except UnicodeDecodeError:
+        return None
+    if not path or len(path) > MAX_NOTEBOOK_PATH or any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        return None
+    return path
+
+
 def service_auth(method):
     """Hub token -> Caller (the token's owner, the Hub's groups); BrokerError -> JSON error."""
 
@@ -86,7 +108,7 @@ def service_auth(method):
                 groups = await self.settings["hub_groups"].get(model["name"])
             label = self.request.headers.get("X-SecureLLM-Kernel", "")
             self.caller = Caller(user=model["name"], kernel_id=label if _KERNEL_LABEL.match(label) else None,
-                                 groups=groups)
+                                 groups=groups, declared_notebook=declared_notebook(self.request.headers))
             return await method(self, *args, **kwargs)
         except BrokerError as exc:
             self.send_broker_error(exc)

@@ -47,11 +47,13 @@ def load_app(config_file: str | None):
             raise SystemExit(f"jupyter-securellm broker: config file {config_file!r} not found.")
         loader_cls = JSONFileConfigLoader if path.endswith(".json") else PyFileConfigLoader
         cfg = loader_cls(os.path.basename(path), os.path.dirname(path)).load_config()
-    app = SecureLLM(config=cfg)
-    app.log = log
+    from traitlets import TraitError
+
     try:
+        app = SecureLLM(config=cfg)
+        app.log = log
         app.check_config()
-    except ConfigError as exc:
+    except (ConfigError, TraitError) as exc:  # e.g. a value outside an Enum: the trait's own sentence
         raise SystemExit(f"jupyter-securellm broker: configuration error: {exc}") from None
     if app.broker_mode != "local":
         raise SystemExit("jupyter-securellm broker: configuration error: c.SecureLLM.broker_mode must stay 'local' "

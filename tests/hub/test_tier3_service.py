@@ -348,7 +348,7 @@ def test_bob_is_served_while_alices_server_is_killed(servers, alice_kernel, bob_
 
     os.kill(st.server_pid(st.alice), signal.SIGKILL)
     out, err = bob_kernel.run("%%llm -m gpt\nstill here?")
-    assert not err and "echo: still here?" in out
+    assert not err and "echo: still here?" in out, (out, err, st.log_text()[-6000:])  # the Hub log holds every server's
 
     code, body = http("GET", f"{alice_url}/status", headers={"X-SecureLLM-Token": alice_token}, timeout=10)
     assert (code, body) == (0, "ConnectionRefusedError")

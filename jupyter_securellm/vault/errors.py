@@ -22,6 +22,22 @@ class VaultUnavailable(VaultError):
     """Vault could not be reached (connection refused, timeout, TLS failure, 5xx)."""
 
 
+class VaultTimeout(VaultUnavailable):
+    """Vault did not answer within the client's timeout (``c.SecureLLM.vault_timeout``, in ``timeout``)."""
+
+    def __init__(self, message: str, *, timeout: float, **kw):
+        super().__init__(message, **kw)
+        self.timeout = timeout
+
+
+class VaultTLSError(VaultUnavailable):
+    """The TLS handshake with Vault failed; ``kind`` says which check (see `tls_kind`)."""
+
+    def __init__(self, message: str, *, kind: str, **kw):
+        super().__init__(message, **kw)
+        self.kind = kind
+
+
 class VaultSealed(VaultUnavailable):
     """Vault answered but is sealed: an operator must unseal it."""
 
@@ -55,21 +71,31 @@ class Context:
     login_hint: str
     auth_method: str
     detail: Callable[[BaseException], str]
+    timeout: float = 5.0
+    login: bool = False
+
+    @property
+    def doing(self) -> str:
+        """What the client was doing, for "... while <doing>": a login, or reading a path."""
+        return f"logging in with {self.auth_method} auth" if self.login else f"reading {self.where}"
 
 
 def _unreachable(exc, c):
     import requests
 
-    kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "refused the connection"
-    return VaultUnavailable(f"Vault at {c.url} is unreachable ({kind}) while reading {c.where}; "
+    if isinstance(exc, requests.exceptions.Timeout):
+        return VaultTimeout(f"Vault at {c.url} timed out: no answer within {c.timeout:g} s (c.SecureLLM.vault_timeout) "
+                            f"while {c.doing}; check that Vault is healthy, or raise vault_timeout if it is only slow",
+                            timeout=c.timeout, path=c.path)
+    return VaultUnavailable(f"Vault at {c.url} is unreachable (refused the connection) while {c.doing}; "
                             "check that Vault is running and vault_url is right", path=c.path)
 
 
 def _down(exc, c):
     if "sealed" in " ".join(map(str, getattr(exc, "errors", None) or [])).lower():
-        return VaultSealed(f"Vault at {c.url} is sealed; an operator must unseal it (reading {c.where})",
+        return VaultSealed(f"Vault at {c.url} is sealed; an operator must unseal it ({c.doing})",
                            path=c.path, status=503)
-    return VaultUnavailable(f"Vault at {c.url} is unavailable (503) while reading {c.where}" + c.detail(exc),
+    return VaultUnavailable(f"Vault at {c.url} is unavailable (503) while {c.doing}" + c.detail(exc),
                             path=c.path, status=503)
 
 
@@ -150,8 +176,7 @@ def tls_failure(exc: BaseException) -> tuple[str, str]:
 
 def _tls(exc, c):
     kind, advice = tls_failure(exc)
-    return VaultUnavailable(f"Vault at {c.url}: TLS failed ({kind}) while reading {c.where}; {advice}",
-                            path=c.path)
+    return VaultTLSError(f"Vault at {c.url}: TLS failed ({kind}) while {c.doing}: {advice}", kind=kind, path=c.path)
 
 
 def _table():

@@ -51,6 +51,7 @@ class Context:
     via: str = "browser"
     kernel_id: str | None = None
     notebook_path: str | None = None
+    declared_notebook: str | None = None  # tier 3: the user's server's word for it; audit only, never policy input
     model: str | None = None          # alias
     litellm_model: str | None = None
     provider: str | None = None
@@ -267,6 +268,8 @@ class Governance:
         rec = {"type": type_, "request_id": ctx.request_id, "user": ctx.user, "via": ctx.via,
                "kernel_id": ctx.kernel_id, "notebook": ctx.notebook_path, "action": ctx.action,
                "model": ctx.model, "provider_host": ctx.host, "source_addr": ctx.source_addr}
+        if ctx.notebook_path is None and ctx.declared_notebook:
+            rec["notebook"], rec["notebook_declared"] = ctx.declared_notebook, True  # not vouched for by the broker
         if ctx.secret_path:
             rec["secret_path"] = ctx.secret_path
         rec.update({k: v for k, v in fields.items() if v is not None})

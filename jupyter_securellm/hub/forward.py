@@ -19,6 +19,10 @@ from urllib.parse import quote
 from ..server.errors import STATUS, BrokerError
 
 PREFIX = "jupyter-securellm/v1"
+# The calling kernel's notebook path (its Jupyter session's, looked up by this server), percent-encoded.
+# Declared by the user's server, so the service records it in the audit log and never decides on it.
+NOTEBOOK_HEADER = "X-SecureLLM-Notebook"
+MAX_NOTEBOOK_PATH = 1024
 
 
 class HubServiceBroker:
@@ -35,6 +39,8 @@ class HubServiceBroker:
         self.log = log
         self._client = None
         self._models_cache: dict | None = None
+        self._lookup: asyncio.Future | None = None
+        self._looked_up = False  # the URL came from the Hub API (forgotten when the service is unreachable)
 
     # -- plumbing ---------------------------------------------------------------------------------
     @property
@@ -51,22 +57,59 @@ class HubServiceBroker:
                            "made. Retry in a moment, or ask your JupyterHub admin to check the service.")
 
     async def service_url(self) -> str:
-        """The service's base URL: c.SecureLLM.hub_service_url, else the Hub's service record."""
+        """The service's base URL: c.SecureLLM.hub_service_url, else the Hub's service record (cached).
+
+        The lookup (`GET /hub/api/services/<name>` with this server's token) needs
+        `read:services!service=<name>` on both the `user` and `server` roles (a server token holds only
+        scopes its user holds). A looked-up URL is dropped when the service cannot be reached, so a
+        service that moved is found again on the next call.
+        """
         if self._service_url:
             return self._service_url
+        if self._lookup is None or self._lookup.done() and (self._lookup.cancelled() or self._lookup.exception()):
+            self._lookup = asyncio.ensure_future(self._look_up())  # concurrent first calls share one lookup
+        url = await asyncio.shield(self._lookup)
+        self._service_url = url
+        return url
+
+    async def _look_up(self) -> str:
         from tornado.httpclient import HTTPClientError
 
+        name = self.service_name
+        scope = f"read:services!service={name}"
         try:
-            resp = await self.client.fetch(f"{self.api_url}/services/{quote(self.service_name, safe='')}",
-                                           headers=self._headers(), request_timeout=10)
+            resp = await self.client.fetch(f"{self.api_url}/services/{quote(name, safe='')}", headers=self._headers(),
+                                           request_timeout=10, raise_error=False)
+        except (HTTPClientError, OSError) as exc:
+            raise self._unavailable(f"the Hub API at {self.api_url} did not answer the lookup of its URL: "
+                                    f"{type(exc).__name__}") from None
+        if resp.code == 599:
+            raise self._unavailable(f"the Hub API at {self.api_url} did not answer the lookup of its URL")
+        if resp.code == 404:
+            # the Hub answers 404 both for no such service and for one this token may not read
+            raise self._unavailable(f"the Hub has no service named {name!r} that this server may read: check "
+                                    f"c.SecureLLM.hub_service_name against c.JupyterHub.services, and {scope} "
+                                    "on the `user` and `server` roles")
+        if resp.code in (401, 403):
+            raise self._unavailable(f"the Hub refused to look its URL up (HTTP {resp.code}): grant {scope} to the "
+                                    "`user` and `server` roles, or set c.SecureLLM.hub_service_url")
+        if resp.code >= 400:
+            raise self._unavailable(f"the Hub API answered HTTP {resp.code} to the lookup of its URL")
+        try:
             url = json.loads(resp.body).get("url") or ""
-        except (HTTPClientError, OSError, ValueError) as exc:
-            raise self._unavailable(f"could not look it up in the Hub API: {type(exc).__name__}; set "
-                                    "c.SecureLLM.hub_service_url or grant read:services!service=<name>") from None
+        except (ValueError, AttributeError):
+            url = ""
         if not url:
-            raise self._unavailable("the Hub has no URL for it; set c.SecureLLM.hub_service_url")
-        self._service_url = url.rstrip("/")
-        return self._service_url
+            raise self._unavailable(f"the Hub gave no URL for it: register the service with a `url` (and grant {scope}), "
+                                    "or set c.SecureLLM.hub_service_url")
+        if self.log is not None:
+            self.log.info("SecureLLM: the JupyterHub service %r is at %s (looked up in the Hub API)", name, url)
+        self._looked_up = True
+        return url.rstrip("/")
+
+    def _forget_looked_up_url(self) -> None:
+        if self._looked_up:
+            self._service_url, self._lookup, self._looked_up = "", None, False
 
     async def _url(self, endpoint: str) -> str:
         return f"{await self.service_url()}/services/{quote(self.service_name, safe='')}/{PREFIX}/{endpoint}"
@@ -75,6 +118,9 @@ class HubServiceBroker:
         h = {"Authorization": f"token {self._token}", "Content-Type": "application/json"}
         if caller is not None and caller.kernel_id:
             h["X-SecureLLM-Kernel"] = caller.kernel_id  # a label for the audit log, not an identity
+        path = getattr(caller, "notebook_path", None) if caller is not None else None
+        if path and len(path) <= MAX_NOTEBOOK_PATH:
+            h[NOTEBOOK_HEADER] = quote(path, safe="/")  # ASCII on the wire, whatever the file name
         return h
 
     def _error_from(self, status: int, body: bytes) -> BrokerError:
@@ -101,8 +147,10 @@ class HubServiceBroker:
         try:
             resp = await self.client.fetch(req, raise_error=False)
         except (HTTPClientError, OSError) as exc:
+            self._forget_looked_up_url()
             raise self._unavailable(type(exc).__name__) from None
         if resp.code == 599:
+            self._forget_looked_up_url()
             raise self._unavailable("connection failed")
         if resp.code >= 400:
             raise self._error_from(resp.code, resp.body or b"")
@@ -181,8 +229,10 @@ class HubServiceBroker:
         try:
             code = await head
         except (HTTPClientError, OSError) as exc:
+            self._forget_looked_up_url()
             raise self._unavailable(type(exc).__name__) from None
         if code in (None, 599):
+            self._forget_looked_up_url()
             raise self._unavailable("connection failed")
         if code >= 400:
             body_bytes = b""

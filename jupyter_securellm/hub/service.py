@@ -47,16 +47,40 @@ def load_app(config_file: str | None):
             raise SystemExit(f"jupyter-securellm broker: config file {config_file!r} not found.")
         loader_cls = JSONFileConfigLoader if path.endswith(".json") else PyFileConfigLoader
         cfg = loader_cls(os.path.basename(path), os.path.dirname(path)).load_config()
-    app = SecureLLM(config=cfg)
-    app.log = log
+    from traitlets import TraitError
+
     try:
+        app = SecureLLM(config=cfg)
+        app.log = log
         app.check_config()
-    except ConfigError as exc:
+    except (ConfigError, TraitError) as exc:  # e.g. a value outside an Enum: the trait's own sentence
         raise SystemExit(f"jupyter-securellm broker: configuration error: {exc}") from None
     if app.broker_mode != "local":
         raise SystemExit("jupyter-securellm broker: configuration error: c.SecureLLM.broker_mode must stay 'local' "
                          "in the broker service's own config (it is the broker).")
     return app
+
+
+def declared_notebook(headers) -> str | None:
+    """The notebook path the user's server declared (X-SecureLLM-Notebook), or None if absent or malformed.
+
+    Metadata for the audit log only: the user's server runs as the user, so anything it says about the
+    notebook is the user's word. It never feeds the policy input or any other decision.
+    """
+    from urllib.parse import unquote
+
+    from .forward import MAX_NOTEBOOK_PATH, NOTEBOOK_HEADER
+
+    raw = headers.get(NOTEBOOK_HEADER, "")
+    if not raw or len(raw) > 3 * MAX_NOTEBOOK_PATH:
+        return None
+    try:
+        path = unquote(raw, errors="strict") if raw.isascii() else None
+    except UnicodeDecodeError:
+        return None
+    if not path or len(path) > MAX_NOTEBOOK_PATH or any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        return None
+    return path
 
 
 def service_auth(method):
@@ -86,7 +110,7 @@ def service_auth(method):
                 groups = await self.settings["hub_groups"].get(model["name"])
             label = self.request.headers.get("X-SecureLLM-Kernel", "")
             self.caller = Caller(user=model["name"], kernel_id=label if _KERNEL_LABEL.match(label) else None,
-                                 groups=groups)
+                                 groups=groups, declared_notebook=declared_notebook(self.request.headers))
             return await method(self, *args, **kwargs)
         except BrokerError as exc:
             self.send_broker_error(exc)

@@ -216,8 +216,15 @@ class BrokerClient:
             ctype = resp.getheader("Content-Type", "")
             if "text/event-stream" not in ctype:
                 # A broker may answer a stream request with one JSON completion.
-                obj = json.loads(resp.read())
-                text = obj["choices"][0]["message"].get("content") or ""
+                raw = resp.read()
+                try:
+                    obj = json.loads(raw)
+                    text = obj["choices"][0]["message"].get("content") or ""
+                except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                    raise SecureLLMError("protocol", f"The broker answered a streaming call with HTTP {resp.status} "
+                                         f"and {ctype or 'no content type'} ({len(raw)} bytes), neither an event "
+                                         "stream nor a completion; run it again, and report it if it repeats.",
+                                         resp.status) from None
                 yield {"choices": [{"delta": {"content": text}}], "usage": obj.get("usage")}
                 return
             try:

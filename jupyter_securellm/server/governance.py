@@ -85,7 +85,8 @@ class GovernanceGovernor(Governor):
         caller = call.caller
         base = dict(user=caller.user, groups=tuple(getattr(caller, "groups", ()) or ()), via=caller.via,
                     kernel_id=caller.kernel_id, source_addr=getattr(caller, "source_addr", None),
-                    notebook_path=getattr(caller, "notebook_path", None))
+                    notebook_path=getattr(caller, "notebook_path", None),
+                    declared_notebook=getattr(caller, "declared_notebook", None))
         if call.action == "chat":
             req = call.request
             cfg = req.model

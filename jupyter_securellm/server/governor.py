@@ -42,6 +42,9 @@ class Caller:
     groups: tuple[str, ...] = ()
     source_addr: str | None = None  # the client address (governance: the new-address alert, input.source_addr)
     notebook_path: str | None = None  # the Jupyter session's path for a kernel caller (input.notebook_path, audit)
+    # tier 3: the notebook path the user's server declared (X-SecureLLM-Notebook). That server runs as the
+    # user, so the path is the user's word: recorded in the audit log, never policy input.
+    declared_notebook: str | None = None
 
     @property
     def via(self) -> str:

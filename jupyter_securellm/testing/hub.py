@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from ..demo import stop_group
 from .openbao import free_port
 
 SERVICE = "securellm"
@@ -164,7 +165,7 @@ class HubStack:
 
     def __init__(self, bao, provider, *, mode: str = "hub-service", groups: dict | None = None,
                  n_users: int = 2, base_dir: Path | None = None, replicas: int = 1,
-                 broker_config: dict | None = None, audit: bool = False):
+                 broker_config: dict | None = None, audit: bool = False, lookup_users: tuple[int, ...] = ()):
         prerequisites()
         self.bao, self.provider, self.mode = bao, provider, mode
         self.dir = Path(base_dir or tempfile.mkdtemp(prefix="securellm-hub-"))
@@ -181,6 +182,8 @@ class HubStack:
         self.services = [SERVICE] + [f"{SERVICE}-r{i}" for i in range(1, replicas)]
         self.broker_extra = dict(broker_config or {})  # e.g. budgets and a shared database_url
         self.audit = audit
+        # hub-service mode: these users' servers get no hub_service_url and look the service up in the Hub API
+        self.lookup_users = {self.user_names[i] for i in lookup_users}
         self.audit_paths: dict[str, Path] = {}
         self.ports = {k: free_port() for k in ("proxy", "hub", "proxy_api", *self.services)}
         self.ports["service"] = self.ports[SERVICE]
@@ -302,10 +305,11 @@ class HubStack:
         # the single-user servers' config (no secrets in it)
         conf = self.dir / "singleuser-config"
         conf.mkdir()
-        su, args = {}, []
+        su, args, user_args = {}, [], {}
         if self.mode == "hub-service":  # as in examples/jupyterhub/jupyterhub_config.py: c.Spawner.args
-            args = ["--SecureLLM.broker_mode=hub-service", f"--SecureLLM.hub_service_name={SERVICE}",
-                    f"--SecureLLM.hub_service_url={self.service_direct_url}"]
+            args = ["--SecureLLM.broker_mode=hub-service", f"--SecureLLM.hub_service_name={SERVICE}"]
+            user_args = {u: [] if u in self.lookup_users else [f"--SecureLLM.hub_service_url={self.service_direct_url}"]
+                         for u in self.user_names}
         else:  # tier 2 on a Hub: each server runs the broker, with a Vault token of its own user
             su.update(self.securellm_config(), vault_token_path="~/.vault-token", **self.broker_extra)
             for name in self.user_names:
@@ -322,7 +326,7 @@ class HubStack:
             "bind_url": self.url, "hub_bind_url": f"http://127.0.0.1:{self.ports['hub']}",
             "proxy_api": f"http://127.0.0.1:{self.ports['proxy_api']}", "db": f"sqlite:///{self.dir}/jupyterhub.sqlite",
             "cookie_secret": str(self.dir / "cookie_secret"), "users": self.user_names, "groups": self.groups,
-            "python": self.python, "single_user_args": args, "single_user_env": dict(env_common, JUPYTER_CONFIG_DIR=str(conf)),
+            "python": self.python, "single_user_args": args, "user_args": user_args, "single_user_env": dict(env_common, JUPYTER_CONFIG_DIR=str(conf)),
             "services": [{"name": name, "url": f"http://127.0.0.1:{self.ports[name]}", "user": self.broker_name,
                           "cwd": str(broker.home), "environment": env_common,
                           "command": [self.python, "-m", "jupyter_securellm", "broker", "--config", str(path)]}
@@ -443,12 +447,7 @@ class HubStack:
                     self.hub("DELETE", f"users/{name}/server")
                 except OSError:
                     pass
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+            stop_group(self.proc)
         self._stop_proxy()
         for u in list(self.users.values()):
             _kill_uid(u.uid)
@@ -587,18 +586,23 @@ c.JupyterHub.spawner_class = "localprocess"
 c.Spawner.cmd = [h["python"], "-m", "jupyterhub.singleuser"]
 c.Spawner.environment = h["single_user_env"]
 c.Spawner.args = h["single_user_args"]
+def _user_args(spawner):  # per user: an explicit broker URL, or none (looked up in the Hub API)
+    spawner.args = list(h["single_user_args"]) + list(h["user_args"].get(spawner.user.name, []))
+c.Spawner.pre_spawn_hook = _user_args
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 brokers = [s["name"] for s in h["services"]]  # the broker service and its replicas, if any
+SERVICE_SCOPES = ["access:services!service=", "read:services!service="]
 c.JupyterHub.services = [dict(s) for s in h["services"]] + [
     {{"name": "test-admin", "api_token": h["admin_token"], "admin": True}},
 ]
 c.JupyterHub.load_roles = [
     # a server token gets only scopes its user holds: users may access the broker service
-    {{"name": "user", "scopes": ["self"] + ["access:services!service=" + b for b in brokers]}},
+    {{"name": "user", "scopes": ["self"] + [s + b for b in brokers for s in SERVICE_SCOPES]}},
     # the single-user server's own token may call the broker service and read its user's groups
+    # (and look the service's URL up when it has no hub_service_url)
     {{"name": "server", "scopes": ["users:activity!user", "access:servers!server", "read:users:groups!user"]
-                                + ["access:services!service=" + b for b in brokers]}},
+                                + [s + b for b in brokers for s in SERVICE_SCOPES]}},
     # the broker service reads any user's groups (policy input.groups, budget groups), nothing else
     {{"name": "securellm-broker", "services": brokers, "scopes": ["read:users:groups"]}},
 ]
@@ -607,7 +611,9 @@ c.JupyterHub.load_roles = [
 
 @pytest.fixture(scope="module")
 def hub_stack(openbao):
-    """One Hub per test module: two users, the broker as a managed service under a third user."""
+    """One Hub per test module: two users, the broker as a managed service under a third user.
+
+    Alice's server has no `hub_service_url` (it looks the service up in the Hub API); Bob's has one."""
     from .pytest_plugin import new_provider_key
     from .provider import FakeProvider
 
@@ -616,7 +622,8 @@ def hub_stack(openbao):
     except HubUnavailable as exc:
         pytest.fail(f"the JupyterHub stack cannot run here: {exc}")
     with FakeProvider(new_provider_key()) as provider:
-        stack = HubStack(openbao, provider).start()
+        # Alice's server looks the service's URL up in the Hub API, Bob's is given it; the service keeps an audit log
+        stack = HubStack(openbao, provider, lookup_users=(0,), audit=True).start()
         try:
             yield stack
         finally:

@@ -12,9 +12,14 @@ Registered for the whole suite by ``pytest_plugins`` in tests/conftest.py (elsew
   importable), never a literal, stored nowhere.
 - ``provider`` (function): a :class:`FakeProvider` that accepts exactly ``standin_key``
   (also in ``provider.key``).
+
+It also redacts failure reports: pytest prints a failing test's arguments and assertion operands,
+which would put a run-time fake key (``standin_key``, a ``fake_secret``) into the CI log. Stored
+nowhere and valid nowhere, it still looks real there, so the report passes through the engine first.
 """
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 
@@ -35,6 +40,36 @@ def new_provider_key() -> str:
         return fake_secret("openai-api-key")
     except Exception:  # engine not there yet: a random opaque key works the same for the provider
         return "test-" + secrets.token_urlsafe(32)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:  # setup, call or teardown
+        args = getattr(item, "funcargs", {})
+        redact_report(report, [v for k, v in args.items() if isinstance(v, str) and _SECRET_NAME.search(k)])
+
+
+_SECRET_NAME = re.compile(r"key|token|secret|password", re.I)  # fixtures whose value is a credential
+
+
+def redact_report(report, known: list[str] = ()) -> None:
+    """Replace key-shaped text (and the known `known` values) in a failure report and its captured output."""
+    from jupyter_securellm.detect import Redactor
+
+    redactor = Redactor()
+    for value in known:
+        try:
+            redactor.add_secret(value)
+        except ValueError:  # too short to be a credential
+            pass
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        clean = redactor.redact(text)
+        if clean != text:
+            report.longrepr = clean
+    report.sections = [(title, redactor.redact(body)) for title, body in report.sections]
 
 
 @pytest.fixture(scope="session")

@@ -121,6 +121,85 @@ print(json.dumps([r.status, [e[6:] for e in raw.split("\\n\\n") if e.startswith(
         assert form not in out and form not in json.dumps(events)
 
 
+def test_a_server_without_a_url_finds_the_service_in_the_hub_api(servers, alice_kernel, bob_kernel):
+    """Alice's server has no hub_service_url and looks it up (GET /hub/api/services/securellm); Bob's is given one."""
+    st = servers
+    assert st.lookup_users == {st.alice}
+    spawn = json.loads((st.dir / "hub.json").read_text())["user_args"]
+    assert spawn[st.alice] == [] and spawn[st.bob] == [f"--SecureLLM.hub_service_url={st.service_direct_url}"]
+    for kernel, word in ((alice_kernel, "looked"), (bob_kernel, "given")):
+        out, err = kernel.run(f"%%llm -m gpt\nurl {word} up")
+        assert not err and f"echo: url {word} up" in out, (out, err)
+    # the Hub logged the lookup by Alice's server token, and none by Bob's (control: both called the service)
+    lookups = [ln for ln in st.log_text().splitlines() if "GET /hub/api/services/securellm " in ln]
+    assert any(f"({st.alice}@" in ln and " 200 " in f" {ln} " for ln in lookups), lookups
+    assert not any(f"({st.bob}@" in ln for ln in lookups), lookups
+
+
+def test_a_wrong_service_name_or_a_missing_scope_fails_naming_the_service(servers):
+    """The lookup code of a user's server (HubServiceBroker), against the real Hub, with a token holding
+    exactly the scopes a server token gets (control: the right name reaches the service)."""
+    import asyncio
+
+    from jupyter_securellm.hub.forward import HubServiceBroker
+    from jupyter_securellm.server.errors import BrokerError
+    from jupyter_securellm.server.governor import Caller
+
+    st = servers
+    server_like = st.user_token(st.alice, scopes=["access:services!service=securellm", "read:services!service=securellm"])
+    no_read = st.user_token(st.alice, scopes=["access:services!service=securellm"])
+
+    async def status(name, token):
+        broker = HubServiceBroker(service_name=name, service_url="", api_url=st.api, token=token)
+        try:
+            return await broker.dispatch(Caller(user=st.alice), "status", {"version": "t"})
+        except BrokerError as exc:
+            return exc
+        finally:
+            await broker.aclose()
+
+    ok = asyncio.run(status("securellm", server_like))
+    assert isinstance(ok, dict) and ok["user"] == st.alice and ok["via"] == "hub-service:securellm", ok
+    wrong = asyncio.run(status("securelm", server_like))
+    assert isinstance(wrong, BrokerError) and wrong.type == "broker_unavailable", wrong
+    assert "broker service 'securelm'" in wrong.message and "no service named 'securelm'" in wrong.message
+    assert "hub_service_name" in wrong.message, wrong.message
+    refused = asyncio.run(status("securellm", no_read))
+    assert isinstance(refused, BrokerError) and refused.type == "broker_unavailable", refused
+    assert "broker service 'securellm'" in refused.message and "read:services!service=securellm" in refused.message
+    assert "HTTP 403" in refused.message, refused.message
+
+
+def _audit(stack) -> list[dict]:
+    path = stack.audit_paths["securellm"]
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def test_the_notebook_path_reaches_the_service_audit_as_declared(servers, alice_kernel, bob_kernel):
+    """Alice's server knows her kernel's notebook (its Jupyter session) and tells the service; the audit
+    record marks it as declared (her server runs as her: her word, never a policy input)."""
+    st = servers
+    nb = "reports/q3 été.ipynb"  # a space and non-ASCII: percent-encoded on the wire
+    code, body = http("POST", st.user_url(st.alice, "api/sessions"), {"path": nb, "type": "notebook", "name": "q3",
+                      "kernel": {"id": alice_kernel.kernel_id}}, token=st.admin_token)
+    assert code == 201 and body["kernel"]["id"] == alice_kernel.kernel_id, (code, body)
+    out, err = alice_kernel.run("%%llm -m gpt\nfrom a notebook")
+    assert not err and "echo: from a notebook" in out, (out, err)
+    out, err = bob_kernel.run("%%llm -m gpt\nfrom no notebook")  # control: a kernel without a session
+    assert not err and "echo: from no notebook" in out, (out, err)
+
+    deadline, mine, his = time.monotonic() + 20, [], []
+    while time.monotonic() < deadline:  # call records are group-committed just after the answer
+        recs = [r for r in _audit(st) if r["type"] == "call" and r.get("action") == "chat"]
+        mine = [r for r in recs if r["user"] == st.alice and r.get("kernel_id") == alice_kernel.kernel_id]
+        his = [r for r in recs if r["user"] == st.bob]
+        if mine and mine[-1].get("notebook") == nb and his:
+            break
+        time.sleep(0.2)
+    assert mine and mine[-1]["notebook"] == nb and mine[-1]["notebook_declared"] is True, mine[-1:]
+    assert his and his[-1]["notebook"] is None and "notebook_declared" not in his[-1], his[-1:]
+
+
 def test_users_server_holds_no_key_and_no_vault_credential(servers, alice_kernel):
     """Read as root: the key is in the broker's memory (control) and nowhere in Alice's server."""
     st, key = servers, servers.provider.key.encode()
@@ -269,7 +348,7 @@ def test_bob_is_served_while_alices_server_is_killed(servers, alice_kernel, bob_
 
     os.kill(st.server_pid(st.alice), signal.SIGKILL)
     out, err = bob_kernel.run("%%llm -m gpt\nstill here?")
-    assert not err and "echo: still here?" in out
+    assert not err and "echo: still here?" in out, (out, err, st.log_text()[-6000:])  # the Hub log holds every server's
 
     code, body = http("GET", f"{alice_url}/status", headers={"X-SecureLLM-Token": alice_token}, timeout=10)
     assert (code, body) == (0, "ConnectionRefusedError")

@@ -55,3 +55,44 @@ def test_render_formats():
     assert render("json", '{"a"', streaming=True) == {"text/plain": '{"a"'}
     assert render("html", "<b>x</b>")["text/html"] == "<b>x</b>"
     assert render("text", "x") == {"text/plain": "x"}
+
+
+@pytest.mark.parametrize("status,ctype,body", [
+    (200, None, b""),  # an empty answer with no content type
+    (200, "text/html", b"<html>a proxy page</html>"),
+    (204, None, b""),
+    (200, "application/json", b'{"id": "not a completion"}'),
+])
+def test_a_stream_answered_with_neither_events_nor_a_completion_is_one_clear_error(status, ctype, body):
+    """Error path a real broker does not produce on demand: a tiny local HTTP server answers it."""
+    import http.server
+    import threading
+
+    from jupyter_securellm.kernel.client import BrokerClient
+
+    class Odd(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            if ctype:
+                self.send_header("Content-Type", ctype)
+            if status != 204:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if status != 204:
+                self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Odd)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        client = BrokerClient(f"http://127.0.0.1:{srv.server_address[1]}/jupyter-securellm/v1", "t")
+        with pytest.raises(SecureLLMError) as exc:
+            list(client.stream({"model": "m", "messages": []}))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert exc.value.type == "protocol" and exc.value.status == status
+    assert f"HTTP {status}" in exc.value.message and (ctype or "no content type") in exc.value.message

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from .lazy_regex import LazyRegex
 from .rules import LOOKAROUND_MARGIN
 
 _ASCII = [chr(i) for i in range(128)]
@@ -246,11 +247,36 @@ class Detector:
         return self._rx
 
 
+_LAZY_QUANTIFIER = LazyRegex(r"(?<!\\)([*+?]|\{\d*,?\d*\})\?")
+
+
+def greedy_pattern(pattern: str, flags: int = 0) -> str:
+    """`pattern` with its lazy quantifiers made greedy, if that is all the rewrite changes.
+
+    Whether a match from a position can still reach the end of the buffer does not depend on the order
+    in which a quantifier tries its counts, but the `regex` module misses partial matches of a lazy
+    quantifier followed by a lookbehind that fails at the end (`a.{0,40}?(?<![a-z])[0-9]` on `abc`: no
+    partial match; greedy: partial). The rewrite is textual, so it is kept only when `re`'s parse of it
+    equals the original's with every MIN_REPEAT read as MAX_REPEAT (a `?` inside a class stays as it is).
+    """
+    from re import _parser  # type: ignore[attr-defined]
+
+    greedy = _LAZY_QUANTIFIER.sub(r"\1", pattern)
+    if greedy == pattern:
+        return pattern
+    try:
+        want = str(_parser.parse(pattern, flags).data).replace("MIN_REPEAT", "MAX_REPEAT")
+        got = str(_parser.parse(greedy, flags).data)
+    except re.error:
+        return pattern
+    return greedy if got == want else pattern
+
+
 def rule_detectors(rules) -> list[Detector]:
     """Partial-match detectors for a rule set (`RuleSet.partial_detectors` builds them once and keeps them)."""
     return [
         Detector(
-            r.pattern,
+            greedy_pattern(r.pattern, re.ASCII),
             pattern_alphabet(r.pattern, re.ASCII, r.parsed),
             r.max_width,
             pattern_first_set(r.pattern, re.ASCII, r.parsed),

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from jupyter_securellm.detect import Redactor, default_rules, expand_template
-from jupyter_securellm.detect.partial import partial_start, pattern_alphabet, pattern_first_set
+from jupyter_securellm.detect.partial import greedy_pattern, partial_start, pattern_alphabet, pattern_first_set
 
 RULES = default_rules()
 PREFIX = "log line 7: ok\n  value = "
@@ -92,3 +92,16 @@ def test_first_characters():
     assert pattern_first_set(r"(?i:sk)-[a-z]{4}", re.ASCII) == {"s", "S"}
     assert pattern_first_set(r"(?:x)?y", re.ASCII) == {"x", "y"}
     assert pattern_first_set(r"a?", re.ASCII) is None  # can match empty: could start anywhere
+
+
+def test_lazy_quantifiers_are_read_greedy_for_partial_matching():
+    # the `regex` module reports no partial match for a lazy quantifier followed by a lookbehind that
+    # fails at the end; the detectors use the greedy form, which finds the same matches in progress
+    lazy = r"(?i:telegram)[^\n]{0,40}?(?<![A-Za-z0-9_:])[0-9]{8,10}:[A-Za-z0-9_-]{35}"
+    assert greedy_pattern(lazy, re.ASCII) == lazy.replace("{0,40}?", "{0,40}")
+    assert greedy_pattern(r"a+?b??c{2,}?", re.ASCII) == r"a+b?c{2,}"
+    for unchanged in (r"[*?]x", r"a\*?b", r"x{2}"):  # a ? inside a class, an escaped *, nothing lazy
+        assert greedy_pattern(unchanged, re.ASCII) == unchanged
+    buf = "start\ntelegram_bot_token = '"
+    ds = Redactor().scanner.partial_detectors()
+    assert partial_start(ds, buf, 0) <= buf.index("telegram")

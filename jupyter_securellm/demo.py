@@ -74,6 +74,21 @@ def die_with_parent():
     return preexec
 
 
+def stop_group(proc: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM the process group `proc` leads (started with start_new_session), SIGKILL it after `grace` s."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, what: str = "service") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -112,6 +112,36 @@ def looks_like_path(value: str) -> bool:
     return bool(_LOWERCASE_PATH.fullmatch(value))
 
 
+#: A word in a name, a little looser than `_SEGMENT`: `Ed` of Ed25519, a final capital (`TokenW`).
+_CODE_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+#: Letter pairs that (almost) never occur inside words: fewer than 40 times among the 4.6 million letter pairs
+#: of the words in CPython 3.11's standard library sources (names, comments and docstrings; its tests excluded;
+#: words split at capitals, lower-cased). Random letters land on one about one pair in five.
+_RARE_PAIRS = frozenset(
+    "bk bq bv bw bx cj cx cz dz fj fk fv fx fz gj gk gq gx gy hb hg hj hq hv hw hx hz ih ij iw iy jb jc "
+    "jd jf jg jh jj jl jm jn jq jr jt jv jw jx jy jz kb kj kk km kv kx kz lj lq lx mj mq mv mx nx oq pj "
+    "px pz qa qb qc qd qe qf qg qh qi qj qk qm qq qt qv qw qx qy qz rj rq rz sz tj uh uj uq uv uw uy uz "
+    "vd vg vj vk vl vq vv vx vy vz wg wj wk wm wv wy wz xg xj xk xn xq xv xw yj yk yq yx zb zc zd zg zj "
+    "zk zq zr zs zt zu zv zw zx zz"
+    .split()
+)
+
+
+def reads_as_words(value: str) -> bool:
+    """`SeAssignPrimaryTokenPrivilege` reads as words; `mxyHugAwiKec`, cut at its capitals the same way, does not.
+
+    Names are made of words (and abbreviations), whose letter pairs are ordinary ones; random text is not.
+    At most one pair in eight (at least one pair: `azure`, `objc`) may be rare.
+    """
+    pairs = rare = 0
+    for word in _CODE_WORD.findall(value):
+        word = word.lower()
+        for a, b in zip(word, word[1:]):
+            pairs += 1
+            rare += a + b in _RARE_PAIRS
+    return rare <= max(1, pairs * 0.12)
+
+
 def looks_like_identifier(value: str) -> bool:
     """`settings.OPENAI_API_KEY`, `get_api_key_from_vault`, `secretKeyFromVault`: code, not a credential.
 
@@ -122,7 +152,7 @@ def looks_like_identifier(value: str) -> bool:
     parts = [_VERSION_SUFFIX.sub("", seg) for seg in _SEPARATORS.split(value)]
     if any(c.isdigit() for seg in parts for c in seg):
         return False
-    return all(_SEGMENT.fullmatch(seg) for seg in parts)
+    return all(_SEGMENT.fullmatch(seg) for seg in parts) and reads_as_words(value)
 
 
 _B64_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n\r"
@@ -137,19 +167,22 @@ def inside_base64_payload(text: str, start: int, lookback: int = 4096) -> bool:
 # -- filters found on real text (site-packages: code and docs no one here wrote; see docs/detection.md) --
 
 _CODE_SEPARATORS = re.compile(r"[._\-/:=+]")
-#: A word in a name, a little looser than `_SEGMENT`: `Ed` of Ed25519, a final capital (`TokenW`).
-_CODE_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
-_CODE_SEGMENT = re.compile(r"[A-Z]?(?:[A-Z]?[a-z]+|[A-Z]{2,}(?![a-z]))+[A-Z]?|[A-Z]")
+#: A name's word shape; a lone capital before a capitalised word is a word too (`OAuthToken`, `CohereV2Chat`).
+_CODE_SEGMENT = re.compile(r"[A-Z]?(?:[A-Z]?[a-z]+|[A-Z]{2,}(?![a-z])|[A-Z](?=[A-Z][a-z]))+[A-Z]?|[A-Z]")
 _DIGIT_RUN = re.compile(r"[0-9]+")
+#: A single letter fused to a number (`x25519`, `H2`, `V2`) names a standard or a version, not a word.
+_LETTER_NUMBER = re.compile(r"(?<![A-Za-z])[A-Za-z](?=[0-9])")
 
 
 def looks_like_code(value: str) -> bool:
     """`tokens.cache_creation_5m_input_tokens`, `ed25519.Ed25519PrivateKey`, `MLKEM768X25519PrivateKey`,
     `IPython.core.magics.osm:OSMagics`, `token-counting-2024-11-01`: names, with the digits names carry.
 
-    Every part between separators, its digit runs taken out, must be a word shape (see
-    `looks_like_identifier`), and no part may carry more than two digit runs: random text scatters digits
-    and mixes case at random, so it fails one or the other.
+    Every part between separators, cut at its digit runs, must be made of word shapes (see
+    `looks_like_identifier`), no part may carry more than two digit runs, and the words must read as words
+    (`reads_as_words`): random text scatters digits and mixes case at random, so it fails one or the other.
+    (Digit runs cut a part rather than being taken out, so `CohereV2ChatResponse` is `CohereV` and
+    `ChatResponse`, and the letters around a digit in random text are not glued into a longer "word".)
     """
     if looks_like_identifier(value):
         return True
@@ -160,15 +193,17 @@ def looks_like_code(value: str) -> bool:
     for part in parts:
         if len(_DIGIT_RUN.findall(part)) > 2:
             return False
-        stripped = _DIGIT_RUN.sub("", part)
-        if stripped and not _CODE_SEGMENT.fullmatch(stripped):
-            return False
-        words += _CODE_WORD.findall(stripped)
+        for piece in _DIGIT_RUN.split(_LETTER_NUMBER.sub("", part)):
+            if piece and not _CODE_SEGMENT.fullmatch(piece):
+                return False
+            words += _CODE_WORD.findall(piece)
     # names are made of words; random text cut at its capitals gives mostly one- and two-letter pieces.
     # One part alone (`SeAssignPrimaryTokenPrivilege`) must look more clearly like words than several.
     if len(parts) >= 2:
-        return bool(words) and sum(map(len, words)) >= 3.3 * len(words) and sum(len(w) <= 2 for w in words) * 2 <= len(words)
-    return len(words) >= 3 and sum(map(len, words)) >= 4.0 * len(words) and sum(len(w) <= 2 for w in words) * 3 <= len(words)
+        shaped = bool(words) and sum(map(len, words)) >= 3.3 * len(words) and sum(len(w) <= 2 for w in words) * 2 <= len(words)
+    else:
+        shaped = len(words) >= 3 and sum(map(len, words)) >= 4.0 * len(words) and sum(len(w) <= 2 for w in words) * 3 <= len(words)
+    return shaped and reads_as_words(value)
 
 
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")

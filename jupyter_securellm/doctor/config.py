@@ -225,6 +225,29 @@ def http_models(ctx):
     return _r("http-models", PASS, "every model endpoint is https")
 
 
+@check("config.model-tls", "config", "model TLS certificates verified")
+def model_tls(ctx):
+    c = loaded(ctx)
+    if c.app is None:
+        return _r("model-tls", SKIP, "config not loaded")
+    off, own_ca = [], []
+    for alias, cfg in (c.value("models") or {}).items():
+        if not isinstance(cfg, dict):
+            continue
+        if cfg.get("ssl_verify") is False:
+            off.append(f"{alias}: {cfg.get('api_base') or cfg.get('model')}")
+        elif cfg.get("ca_bundle"):
+            own_ca.append(f"{alias}: CA {cfg['ca_bundle']}")
+    if off:
+        return _r("model-tls", FAIL, f"{len(off)} model(s) set ssl_verify False: their certificate is not checked, so "
+                  "whoever intercepts or impersonates that host receives the provider key",
+                  'remove "ssl_verify": False and set "ca_bundle" to the CA that signed the model server\'s '
+                  "certificate", off)
+    if own_ca:
+        return _r("model-tls", PASS, f"every https model is verified; {len(own_ca)} with its own CA", details=own_ca)
+    return _r("model-tls", PASS, "every https model is verified against the system trust store")
+
+
 @check("config.allowed-hosts", "config", "allowed_hosts no broader than the models need")
 def allowed_hosts(ctx):
     c = loaded(ctx)

@@ -71,6 +71,10 @@ class SecureLLM(ExtensionApp):
     vault_client_key = Unicode(
         "", help="PEM private key of vault_client_cert (unencrypted, mode 0600); empty: none.",
     ).tag(config=True)
+    vault_timeout = Float(
+        5.0, help="Seconds to wait for Vault to answer each request (login, read) before failing closed with "
+                  "503 vault_unavailable; more than 0, at most 120. Raise it for a slow or distant Vault.",
+    ).tag(config=True)
     secret_cache_ttl = Float(
         300.0, help="Seconds a secret read from Vault stays cached in server memory (0 disables the cache)."
     ).tag(config=True)
@@ -80,7 +84,9 @@ class SecureLLM(ExtensionApp):
         {},
         help='Model aliases: {"alias": {"model": <litellm model>, "secret_path": <KV path, may contain {user}>, '
              '"secret_key": <field>, "api_base": <optional URL>, "allow_http": <optional bool, needed for a '
-             'plain-http api_base>}}. Kernels only ever see the aliases.',
+             'plain-http api_base>, "ca_bundle": <optional PEM file of the CA that signed an https api_base\'s '
+             'certificate>, "ssl_verify": <optional; False turns certificate checks off, loudly>}}. Kernels only '
+             'ever see the aliases.',
     ).tag(config=True)
     allowed_hosts = List(
         Unicode(), list(DEFAULT_ALLOWED_HOSTS),
@@ -279,6 +285,15 @@ class SecureLLM(ExtensionApp):
             raise ConfigError("c.SecureLLM.secret_cache_ttl: must be >= 0 seconds.")
         return proposal["value"]
 
+    @validate("vault_timeout")
+    def _valid_vault_timeout(self, proposal):
+        from ..vault.settings import MAX_TIMEOUT
+
+        if not 0 < proposal["value"] <= MAX_TIMEOUT:
+            raise ConfigError(f"c.SecureLLM.vault_timeout: must be more than 0 and at most {MAX_TIMEOUT:g} seconds "
+                              f"(each Vault request holds a broker worker thread that long), got {proposal['value']!r}.")
+        return proposal["value"]
+
     @validate("request_timeout", "max_request_bytes")
     def _valid_positive(self, proposal):
         if proposal["value"] <= 0:
@@ -403,6 +418,18 @@ class SecureLLM(ExtensionApp):
                 cfg.check_transport()
             except ValueError as exc:
                 raise ConfigError(f"c.SecureLLM.models{exc}") from None
+        tls: dict = {}
+        for alias, cfg in models.items():  # one TLS setting per endpoint: the pooled client keys it by origin
+            first = tls.setdefault(cfg.origin, (alias, cfg.tls_verify))
+            if first[1] != cfg.tls_verify:
+                raise ConfigError(f"c.SecureLLM.models[{alias!r}]: it shares the endpoint {cfg.api_base or cfg.origin[1]} "
+                                  f"with c.SecureLLM.models[{first[0]!r}] but not its ca_bundle/ssl_verify; give "
+                                  "both the same TLS settings.")
+            if cfg.tls_verify is False:
+                self.log.warning("SecureLLM: SECURITY WARNING: c.SecureLLM.models[%r] sets ssl_verify False: the "
+                                 "certificate of %s is NOT checked, so anyone who can intercept or impersonate "
+                                 "that host receives the provider key. Set \"ca_bundle\" to the CA that signed "
+                                 "it instead (jupyter-securellm doctor flags this).", alias, cfg.api_base)
         import fnmatch
 
         for g in self.user_secret_paths:
@@ -419,7 +446,7 @@ class SecureLLM(ExtensionApp):
             approle_role_id=self.vault_approle_role_id or None,
             approle_secret_id_path=self.vault_approle_secret_id_path or None,
             jwt_path=self.vault_jwt_path or None, role=self.vault_role or None,
-            kv_mount=self.vault_kv_mount, secret_cache_ttl=self.secret_cache_ttl,
+            kv_mount=self.vault_kv_mount, secret_cache_ttl=self.secret_cache_ttl, timeout=self.vault_timeout,
             ca_cert=_path_or_none(self.vault_ca_cert), client_cert=_path_or_none(self.vault_client_cert),
             client_key=_path_or_none(self.vault_client_key),
         )

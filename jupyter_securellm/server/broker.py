@@ -50,7 +50,8 @@ class Broker:
         self.keys = KeySource(vault, redactor, log=log, max_workers=max_workers)
         self.dlp = PromptDLP(redactor, prompt_dlp_mode)
         self.provider = ProviderClient(self.keys, self.allowed_hosts, request_timeout=request_timeout,
-                                       redactor=redactor, log=log, on_litellm_loaded=on_litellm_loaded)
+                                       redactor=redactor, log=log, on_litellm_loaded=on_litellm_loaded,
+                                       models=self.models.values())
         self.answers = AnswerRedactor(redactor, log)
         self.user_secrets = UserSecrets(self.keys, self.models, user_secret_paths)
 

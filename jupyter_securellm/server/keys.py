@@ -19,6 +19,11 @@ VAULT_ERRORS = (
                                        "ask your admin to store it or fix the configuration."),
     (verr.VaultSealed, "vault_unavailable", "Vault is sealed and no cached value is valid; "
                                             "ask your admin to unseal Vault, then retry."),
+    (verr.VaultTimeout, "vault_unavailable", "Vault did not answer within {timeout:g} s (c.SecureLLM.vault_timeout) "
+                                             "and no cached value is valid; retry, or ask your admin to check Vault."),
+    (verr.VaultTLSError, "vault_unavailable", "The server's TLS connection to Vault failed ({kind}) and no cached "
+                                              "value is valid; ask your admin to check c.SecureLLM.vault_ca_cert "
+                                              "and vault_url (the server log says what to change)."),
     (verr.VaultUnavailable, "vault_unavailable", "Vault is unreachable and no cached value is valid; "
                                                  "check c.SecureLLM.vault_url and that Vault is up, then retry."),
     (verr.VaultAuthError, "vault_unavailable", "The server could not log in to Vault; "
@@ -90,5 +95,7 @@ class KeySource:
 def vault_error(exc: verr.VaultError, path: str, key: str, what: str) -> BrokerError:
     for cls, type_, message in VAULT_ERRORS:
         if isinstance(exc, cls):
-            return BrokerError(type_, message.format(path=path, key=key, what=what))
+            return BrokerError(type_, message.format(path=path, key=key, what=what,
+                                                     timeout=getattr(exc, "timeout", 0.0),
+                                                     kind=getattr(exc, "kind", "")))
     raise AssertionError("VaultError is the last row")  # pragma: no cover

@@ -78,9 +78,41 @@ EGRESS_DENIED = ("The provider connection tried to reach another host than the m
                  "or a host outside c.SecureLLM.allowed_hosts) and was stopped; nothing was sent there.")
 
 
-def provider_error(exc: BaseException, litellm, timeout: float, guard: EgressGuard | None = None) -> BrokerError:
+# What to do about each TLS failure (kinds from vault/errors.py tls_kind); {alias} and {host} filled in.
+TLS_ADVICE = {
+    "unknown CA": "the model server's certificate is signed by a CA the broker does not trust; ask your admin to set "
+                  "\"ca_bundle\" in c.SecureLLM.models[{alias!r}] to the PEM file of the CA that signed it",
+    "host name mismatch": "the model server's certificate does not name {host}; ask your admin to use the host name "
+                          "the certificate was issued for in api_base, or to reissue it for {host}",
+    "expired certificate": "the model server's certificate is outside its validity period; it must be renewed (or "
+                           "this machine's clock is wrong)",
+    "client certificate rejected": "the model server demands a client certificate, which the broker does not send",
+    "handshake closed by the server": "the model server hung up during the TLS handshake; check that api_base "
+                                      "points at its HTTPS port",
+}
+
+
+def tls_error(exc: BaseException, model) -> BrokerError | None:
+    """A BrokerError naming the model and the TLS check that failed, or None if `exc` is not a TLS failure."""
+    from ..vault.errors import tls_kind
+
+    kind = tls_kind(exc)
+    if kind is None:
+        return None
+    host, port = model.endpoint
+    label = f"{host}:{port}" if port else host
+    advice = TLS_ADVICE.get(kind, "check the model's api_base and ca_bundle").format(alias=model.alias, host=host)
+    return BrokerError("provider_error", f"TLS to model {model.alias!r} at {label} failed ({kind}): {advice}. "
+                                         "Nothing was sent to it.")
+
+
+def provider_error(exc: BaseException, litellm, timeout: float, guard: EgressGuard | None = None,
+                   model=None) -> BrokerError:
     if caused_by(exc, EgressViolation) or (guard is not None and guard.violations):
         return BrokerError("egress_denied", EGRESS_DENIED)
+    tls = tls_error(exc, model) if model is not None else None
+    if tls is not None:
+        return tls
     status = getattr(exc, "status_code", None)
     if litellm is not None:
         for test, type_, message in PROVIDER_ERRORS:
@@ -108,9 +140,12 @@ class ProviderClient:
     """Calls litellm with a key from `keys`, through the egress-guarded HTTP client."""
 
     def __init__(self, keys, allowed_hosts, *, request_timeout: float, redactor, log=None,
-                 on_litellm_loaded=None):
+                 on_litellm_loaded=None, models=()):
         self.keys = keys
         self.allowed_hosts = list(allowed_hosts)
+        # per-model TLS (a private CA, or verification off), by origin, in the pooled client (OpenAI-compatible
+        # models; request.py refuses it for providers whose HTTP client litellm builds itself)
+        self.tls_by_origin = {m.origin: m.tls_verify for m in models if m.tls_verify is not True}
         self.request_timeout = request_timeout
         self.redactor = redactor
         self.log = log
@@ -140,15 +175,13 @@ class ProviderClient:
         """
         loop = asyncio.get_running_loop()
         if self._session is None or self._session_loop is not loop:
-            import httpx
-
             allowed = self.allowed_hosts
 
             async def guard(request):
                 if not host_allowed(request.url.host, request.url.port, allowed):
                     raise EgressViolation(f"SecureLLM egress guard: {request.url.host} is not in allowed_hosts")
 
-            from .transport import QuickAckTransport
+            from .transport import pooled_client
 
             try:  # litellm's own SSL settings (CA bundle, ssl_verify), as its default client uses
                 from litellm.llms.custom_httpx.http_handler import get_ssl_configuration
@@ -158,9 +191,8 @@ class ProviderClient:
                 if self.log:
                     self.log.debug("SecureLLM: litellm SSL settings unavailable (%s)", type(exc).__name__)
                 verify = True
-            kwargs = {"transport": QuickAckTransport(verify=verify)}
-            self._session = httpx.AsyncClient(follow_redirects=False, event_hooks={"request": [guard]},
-                                              timeout=httpx.Timeout(self.request_timeout), **kwargs)
+            self._session = pooled_client(timeout=self.request_timeout, verify=verify, per_origin=self.tls_by_origin,
+                                          event_hooks={"request": [guard]})
             self._session_loop = loop
         litellm.aclient_session = self._session
 
@@ -180,17 +212,18 @@ class ProviderClient:
                 with egress_scope(guard):  # every client, every request
                     resp = await within(litellm.acompletion(api_key=key, **kwargs), self.request_timeout)
                 # some clients (gemini's) send the request only when the stream is first read
-                return _ScopedStream(resp, guard) if stream else resp
+                return _ScopedStream(resp, guard, model) if stream else resp
             except Exception as exc:  # noqa: BLE001 - mapped to a contract error below
                 if attempt == 0 and _is_auth(exc, litellm, getattr(exc, "status_code", None)):
                     if self.log:
                         self.log.warning("SecureLLM: provider answered 401 for model %r; re-reading the key "
                                          "from Vault and retrying once", model.alias)
                     continue
+                error = provider_error(exc, litellm, self.request_timeout, guard, model)
                 if self.log:
-                    self.log.warning("SecureLLM: provider call for model %r failed: %s", model.alias,
-                                     self.redactor.redact(f"{type(exc).__name__}: {exc}"))
-                raise provider_error(exc, litellm, self.request_timeout, guard) from None
+                    self.log.warning("SecureLLM: provider call for model %r failed: %s (%s)", model.alias,
+                                     self.redactor.redact(f"{type(exc).__name__}: {exc}"), error)
+                raise error from None
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
@@ -217,12 +250,13 @@ class ProviderClient:
 class _ScopedStream:
     """A provider stream whose every read runs inside the call's egress scope."""
 
-    __slots__ = ("_resp", "_it", "guard")
+    __slots__ = ("_resp", "_it", "guard", "model_config")
 
-    def __init__(self, resp, guard: EgressGuard):
+    def __init__(self, resp, guard: EgressGuard, model=None):
         self._resp = resp
         self._it = None
         self.guard = guard
+        self.model_config = model  # names the model in a TLS error raised on the first read
 
     def __aiter__(self):
         return self

@@ -5,9 +5,11 @@ validation nothing later in the pipeline can slip a parameter past the checks.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from ..vault.errors import VaultConfigError
 from ..vault.paths import candidate_paths
@@ -19,7 +21,10 @@ from .schema import CHAT_SCHEMA, validate
 RESERVED = frozenset({"model", "messages", "stream", "api_base"})
 
 MODEL_KEYS_REQUIRED = ("model", "secret_path", "secret_key")
-MODEL_KEYS_OPTIONAL = ("api_base", "allow_http")
+MODEL_KEYS_OPTIONAL = ("api_base", "allow_http", "ca_bundle", "ssl_verify")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Providers whose calls go through the broker's pooled client (litellm.aclient_session), where per-model TLS lives.
+TLS_PROVIDERS = frozenset({"openai"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,22 @@ class ModelConfig:
     secret_key: str
     api_base: str = ""
     allow_http: bool = False
+    ca_bundle: str = ""         # PEM file (or c_rehash directory) of the CA that signed the endpoint's certificate
+    ssl_verify: bool = True     # False only by an explicit, loudly reported choice (docs/broker.md#tls-to-a-model)
+
+    @property
+    def tls_verify(self) -> bool | str:
+        """What verifies this model's endpoint: its CA bundle (a path), True (the default trust) or False."""
+        if not self.ssl_verify:
+            return False
+        return self.ca_bundle or True
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        """(scheme, host, port) of the endpoint, the port filled in; the key of its TLS settings."""
+        host, port = self.endpoint
+        scheme = urlsplit(self.api_base).scheme if self.api_base else "https"
+        return scheme, host, port or _DEFAULT_PORTS.get(scheme, 443)
 
     @property
     def endpoint(self) -> tuple[str, int | None]:
@@ -55,8 +76,12 @@ class ModelConfig:
         if extra:
             raise ValueError(f"{where}: unknown key(s) {sorted(extra)}; allowed: "
                              f"{list(MODEL_KEYS_REQUIRED + MODEL_KEYS_OPTIONAL)}.")
-        if "allow_http" in value and not isinstance(value["allow_http"], bool):
-            raise ValueError(f"{where}: 'allow_http' must be True or False.")
+        for flag in ("allow_http", "ssl_verify"):
+            if flag in value and not isinstance(value[flag], bool):
+                raise ValueError(f"{where}: {flag!r} must be True or False.")
+        ca_bundle = value.get("ca_bundle") or ""
+        if not isinstance(ca_bundle, str):
+            raise ValueError(f"{where}: 'ca_bundle' must be the path of a PEM file.")
         api_base = value.get("api_base") or ""
         if not isinstance(api_base, str):
             raise ValueError(f"{where}: 'api_base' must be a URL string.")
@@ -65,7 +90,9 @@ class ModelConfig:
         except VaultConfigError as exc:
             raise ValueError(f"{where}: secret_path: {exc}.") from None
         cfg = cls(alias=alias, model=value["model"], secret_path=value["secret_path"],
-                  secret_key=value["secret_key"], api_base=api_base, allow_http=bool(value.get("allow_http")))
+                  secret_key=value["secret_key"], api_base=api_base, allow_http=bool(value.get("allow_http")),
+                  ca_bundle=os.path.expanduser(ca_bundle) if ca_bundle else "",
+                  ssl_verify=value.get("ssl_verify", True))
         try:
             host, port = cfg.endpoint
         except ValueError as exc:
@@ -73,7 +100,29 @@ class ModelConfig:
         if not host:
             raise ValueError(f"{where}: no api_base and the provider of {cfg.model!r} has no known host; "
                              "set api_base.")
+        cfg._check_tls(where)
         return cfg
+
+    def _check_tls(self, where: str) -> None:
+        """ca_bundle: a readable PEM file (or CA directory), for an https endpoint, and not with ssl_verify False."""
+        if not self.ca_bundle and self.ssl_verify:
+            return
+        if provider_of(self.model) not in TLS_PROVIDERS:
+            raise ValueError(f"{where}: 'ca_bundle'/'ssl_verify' work for OpenAI-compatible models ('openai/...') "
+                             f"only; litellm builds the HTTP client of {self.model!r} itself, so the setting would "
+                             "not reach it. Serve that endpoint with a certificate the system trusts.")
+        if self.origin[0] != "https":
+            what = "'ca_bundle'" if self.ca_bundle else "'ssl_verify'"
+            raise ValueError(f"{where}: {what} applies to an https api_base only; this one is plain http.")
+        if self.ca_bundle and not self.ssl_verify:
+            raise ValueError(f"{where}: 'ca_bundle' and 'ssl_verify': False contradict each other; keep "
+                             "'ca_bundle' (verification against that CA) and remove 'ssl_verify'.")
+        if self.ca_bundle:
+            if not (os.path.isfile(self.ca_bundle) or os.path.isdir(self.ca_bundle)):
+                raise ValueError(f"{where}: 'ca_bundle' {self.ca_bundle!r} is not a file; give the path of the PEM "
+                                 "file of the CA that signed the model server's certificate.")
+            if not os.access(self.ca_bundle, os.R_OK):
+                raise ValueError(f"{where}: 'ca_bundle' {self.ca_bundle!r} is not readable by this server's user.")
 
     def check_transport(self) -> None:
         """ValueError unless the key travels over https, or plain http was allowed for this model."""

@@ -74,7 +74,8 @@ class AnswerRedactor:
                 self.log.warning("SecureLLM: stream for model %r broke: %s", alias,
                                  self.redactor.redact(f"{type(exc).__name__}: {exc}"))
             litellm = loaded_litellm()
-            raise (provider_error(exc, litellm, timeout, getattr(resp, "guard", None)) if litellm else
+            raise (provider_error(exc, litellm, timeout, getattr(resp, "guard", None),
+                                  getattr(resp, "model_config", None)) if litellm else
                    BrokerError("provider_error", "The provider stream broke; retry.")) from None
         finally:  # the client went away, or we are done: release the provider connection now
             close = getattr(resp, "aclose", None)

@@ -10,10 +10,16 @@ leaves pingpong mode, so the headers are ACKed as soon as they are read and the 
 Measured: pooled httpx 47 ms -> 0.9 ms per call against such a server (docs/broker.md).
 
 Built on httpcore's public network-backend interface; a non-Linux system simply skips the option.
+
+TLS per model: a model may name its own CA bundle (a private HTTPS model server), so the transport keeps
+one pool per TLS setting and picks it by the request's origin (scheme, host, port). The egress guard has
+already refused any request that leaves the call's own endpoint, so the origin is the model's.
 """
 from __future__ import annotations
 
+import os
 import socket
+import ssl
 
 import httpcore
 import httpx
@@ -67,26 +73,63 @@ class QuickAckBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class QuickAckTransport(httpx.AsyncBaseTransport):
-    """An httpx transport over an httpcore pool that uses QuickAckBackend (HTTP/1.1, keep-alive)."""
+def ssl_context_for(verify) -> ssl.SSLContext:
+    """An SSL context for `verify`: an SSLContext as is, a CA bundle path (file or directory), True or False."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if isinstance(verify, str):
+        return ssl.create_default_context(**({"capath": verify} if os.path.isdir(verify) else {"cafile": verify}))
+    if verify is False:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    return httpx.create_ssl_context()
 
-    def __init__(self, *, verify=True, limits: httpx.Limits = httpx.Limits(max_connections=100,
-                                                                           max_keepalive_connections=20)):
-        # httpx builds the SSL context exactly as its own transport would; the pool is ours
-        ssl_context = httpx.create_ssl_context(verify=verify) if not hasattr(verify, "wrap_socket") else verify
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
-            http1=True, http2=False, network_backend=QuickAckBackend())
+
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+
+
+class QuickAckTransport(httpx.AsyncBaseTransport):
+    """An httpx transport over httpcore pools that use QuickAckBackend (HTTP/1.1, keep-alive).
+
+    `verify` is the TLS setting of every origin not in `per_origin`, which maps (scheme, host, port)
+    to a model's own setting (a CA bundle path, or False); each distinct setting gets its own pool.
+    """
+
+    def __init__(self, *, verify=True, per_origin: dict | None = None,
+                 limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)):
+        self._limits = limits
+        self._pools: dict = {}
+        self._default = self._pool_for(verify)
+        self._by_origin = {(scheme.encode(), host.encode(), port): self._pool_for(v)
+                           for (scheme, host, port), v in (per_origin or {}).items()}
+
+    def _pool_for(self, verify) -> httpcore.AsyncConnectionPool:
+        key = id(verify) if isinstance(verify, ssl.SSLContext) else verify
+        pool = self._pools.get(key)
+        if pool is None:
+            limits = self._limits
+            pool = self._pools[key] = httpcore.AsyncConnectionPool(
+                ssl_context=ssl_context_for(verify), max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry, http1=True, http2=False,
+                network_backend=QuickAckBackend())
+        return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        pool = self._default
+        if self._by_origin:
+            origin = (url.raw_scheme, url.raw_host.lower(), url.port or _DEFAULT_PORTS.get(url.raw_scheme))
+            pool = self._by_origin.get(origin, self._default)
         req = httpcore.Request(method=request.method,
                                url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host,
                                                 port=request.url.port, target=request.url.raw_path),
                                headers=request.headers.raw, content=request.stream,
                                extensions=request.extensions)
         try:
-            resp = await self._pool.handle_async_request(req)
+            resp = await pool.handle_async_request(req)
         except httpcore.TimeoutException as exc:
             raise httpx.TimeoutException(str(exc), request=request) from exc
         except httpcore.NetworkError as exc:
@@ -97,7 +140,19 @@ class QuickAckTransport(httpx.AsyncBaseTransport):
                               extensions=resp.extensions)
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        for pool in self._pools.values():
+            await pool.aclose()
+
+
+def pooled_client(*, timeout: float, verify=True, per_origin: dict | None = None,
+                  event_hooks: dict | None = None) -> httpx.AsyncClient:
+    """The broker's provider client (litellm.aclient_session): quick-ACK pools, per-origin TLS, no redirects.
+
+    One place, so benchmarks/bench_broker.py can give direct litellm exactly the broker's transport.
+    """
+    return httpx.AsyncClient(transport=QuickAckTransport(verify=verify, per_origin=per_origin),
+                             follow_redirects=False, event_hooks=event_hooks or {},
+                             timeout=httpx.Timeout(timeout))
 
 
 class _Body(httpx.AsyncByteStream):

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from ..demo import stop_group
 from .openbao import free_port
 
 SERVICE = "securellm"
@@ -446,12 +447,7 @@ class HubStack:
                     self.hub("DELETE", f"users/{name}/server")
                 except OSError:
                     pass
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+            stop_group(self.proc)
         self._stop_proxy()
         for u in list(self.users.values()):
             _kill_uid(u.uid)

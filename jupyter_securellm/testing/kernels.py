@@ -7,6 +7,8 @@ A pytest plugin (registered in tests/conftest.py): fixtures `kernel_factory` (pl
 """
 from __future__ import annotations
 
+import contextlib
+
 import os
 import queue
 import sys
@@ -148,15 +150,25 @@ class ServerKernel(Kernel):
                 pass
 
 
+@contextlib.contextmanager
+def running_demo(workdir, **kw):
+    """A DemoStack (OpenBao with AppRole for the broker, the stand-in provider, a real `jupyter server`
+    on a free 127.0.0.1 port) in `workdir`, stopped on exit. For fixtures of another scope than `demo_stack`."""
+    from jupyter_securellm.demo import DemoStack, free_port
+
+    stack = DemoStack(workdir, app="server", port=free_port(), **kw)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
 @pytest.fixture(scope="module")
 def demo_stack(tmp_path_factory):
     """OpenBao dev server (AppRole for the broker), the stand-in provider and a real Jupyter server."""
-    from jupyter_securellm.demo import DemoStack, free_port
-
-    stack = DemoStack(tmp_path_factory.mktemp("stack"), app="server", port=free_port())
-    stack.start()
-    yield stack
-    stack.stop()
+    with running_demo(tmp_path_factory.mktemp("stack")) as stack:
+        yield stack
 
 
 @pytest.fixture

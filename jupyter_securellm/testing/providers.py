@@ -28,6 +28,9 @@ Knobs (attributes): ``echo_key`` appends `` key=<the accepted key>`` to answers 
 every request with ``redirect_status`` (307) and ``Location`` on that base URL (another host's
 stand-in, which must then receive nothing); ``break_after`` closes the connection after N streamed
 text pieces. Answers are ``"echo: " + <last user text>``.
+
+HTTPS: ``tls=TestCA(...)`` serves HTTPS with a certificate from that CA for ``cert_hosts`` (default: the
+bound host and ``localhost``; another name makes a host-name mismatch on purpose).
 """
 from __future__ import annotations
 
@@ -219,11 +222,13 @@ class StandIn:
 
     format = "base"
 
-    def __init__(self, key: str | None = None, *, tls: "TestCA | None" = None, host: str = "127.0.0.1"):
+    def __init__(self, key: str | None = None, *, tls: "TestCA | None" = None, host: str = "127.0.0.1",
+                 cert_hosts=None):
         self.key = key
         self.host = host
         self.port = 0
         self.tls_ca = tls
+        self.cert_hosts = tuple(cert_hosts) if cert_hosts else (host, "localhost")  # names its certificate holds
         self.echo_key = False
         self.chunk_chars: int | None = None
         self.break_after: int | None = None
@@ -244,7 +249,7 @@ class StandIn:
         self._server.daemon_threads = True
         self._server.standin = self  # type: ignore[attr-defined]
         if self.tls_ca is not None:
-            cert, key = self.tls_ca.issue(f"{self.format}-{uuid.uuid4().hex[:6]}", hosts=(self.host, "localhost"))
+            cert, key = self.tls_ca.issue(f"{self.format}-{uuid.uuid4().hex[:6]}", hosts=self.cert_hosts)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(cert, key)
             self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from .client import VaultClient
 from .errors import (SecretNotFound, VaultAuthError, VaultConfigError, VaultError, VaultPermissionDenied,
-                     VaultSealed, VaultUnavailable)
+                     VaultSealed, VaultTimeout, VaultTLSError, VaultUnavailable)
 from .paths import candidate_paths, resolves_to, sanitize_user, shared_path
 from .settings import AUTH_METHODS, K8S_TOKEN_PATH, VaultSettings
 
 __all__ = [
     "AUTH_METHODS", "K8S_TOKEN_PATH", "SecretNotFound", "VaultAuthError", "VaultClient", "VaultConfigError",
-    "VaultError", "VaultPermissionDenied", "VaultSealed", "VaultSettings", "VaultUnavailable",
+    "VaultError", "VaultPermissionDenied", "VaultSealed", "VaultSettings", "VaultTimeout", "VaultTLSError",
+    "VaultUnavailable",
     "candidate_paths", "resolves_to", "sanitize_user", "shared_path",
 ]

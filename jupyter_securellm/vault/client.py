@@ -473,5 +473,6 @@ class VaultClient:
                 "kubernetes": f"check vault_role {s.role!r} and the service-account token"}[s.auth_method]
         ctx = Context(url=s.url, where=self._where(path), path=path,
                       namespace=f" namespace {s.namespace}" if s.namespace else "", kv_mount=s.kv_mount,
-                      login_hint=hint, auth_method=s.auth_method, detail=self._detail)
+                      login_hint=hint, auth_method=s.auth_method, detail=self._detail, timeout=s.timeout,
+                      login=login)
         return map_exception(exc, ctx, login=login)

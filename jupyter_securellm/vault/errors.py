@@ -22,6 +22,22 @@ class VaultUnavailable(VaultError):
     """Vault could not be reached (connection refused, timeout, TLS failure, 5xx)."""
 
 
+class VaultTimeout(VaultUnavailable):
+    """Vault did not answer within the client's timeout (``c.SecureLLM.vault_timeout``, in ``timeout``)."""
+
+    def __init__(self, message: str, *, timeout: float, **kw):
+        super().__init__(message, **kw)
+        self.timeout = timeout
+
+
+class VaultTLSError(VaultUnavailable):
+    """The TLS handshake with Vault failed; ``kind`` says which check (see `tls_kind`)."""
+
+    def __init__(self, message: str, *, kind: str, **kw):
+        super().__init__(message, **kw)
+        self.kind = kind
+
+
 class VaultSealed(VaultUnavailable):
     """Vault answered but is sealed: an operator must unseal it."""
 
@@ -55,21 +71,31 @@ class Context:
     login_hint: str
     auth_method: str
     detail: Callable[[BaseException], str]
+    timeout: float = 5.0
+    login: bool = False
+
+    @property
+    def doing(self) -> str:
+        """What the client was doing, for "... while <doing>": a login, or reading a path."""
+        return f"logging in with {self.auth_method} auth" if self.login else f"reading {self.where}"
 
 
 def _unreachable(exc, c):
     import requests
 
-    kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "refused the connection"
-    return VaultUnavailable(f"Vault at {c.url} is unreachable ({kind}) while reading {c.where}; "
+    if isinstance(exc, requests.exceptions.Timeout):
+        return VaultTimeout(f"Vault at {c.url} timed out: no answer within {c.timeout:g} s (c.SecureLLM.vault_timeout) "
+                            f"while {c.doing}; check that Vault is healthy, or raise vault_timeout if it is only slow",
+                            timeout=c.timeout, path=c.path)
+    return VaultUnavailable(f"Vault at {c.url} is unreachable (refused the connection) while {c.doing}; "
                             "check that Vault is running and vault_url is right", path=c.path)
 
 
 def _down(exc, c):
     if "sealed" in " ".join(map(str, getattr(exc, "errors", None) or [])).lower():
-        return VaultSealed(f"Vault at {c.url} is sealed; an operator must unseal it (reading {c.where})",
+        return VaultSealed(f"Vault at {c.url} is sealed; an operator must unseal it ({c.doing})",
                            path=c.path, status=503)
-    return VaultUnavailable(f"Vault at {c.url} is unavailable (503) while reading {c.where}" + c.detail(exc),
+    return VaultUnavailable(f"Vault at {c.url} is unavailable (503) while {c.doing}" + c.detail(exc),
                             path=c.path, status=503)
 
 
@@ -91,44 +117,66 @@ def _ssl_cause(exc: BaseException):
     return None
 
 
-def tls_failure(exc: BaseException) -> tuple[str, str]:
-    """(kind, advice) for a TLS failure: which check failed, from the SSL error's verify_message / reason.
+def tls_kind(exc: BaseException) -> str | None:
+    """Which TLS check failed, from the SSL error's verify_message / reason; None if `exc` holds no SSL error.
 
-    kind is one of: "unknown CA", "expired certificate", "host name mismatch", "client certificate
-    rejected", "handshake closed by Vault", "certificate verify failed", "TLS handshake failed".
+    One of: "unknown CA", "expired certificate", "host name mismatch", "client certificate rejected",
+    "handshake closed by the server", "certificate verify failed", "TLS handshake failed". Shared by
+    the Vault client and the broker's provider calls (server/provider.py), which add their own advice.
     """
     import ssl
 
     err = _ssl_cause(exc)
+    if err is None:
+        return None
     verify = (getattr(err, "verify_message", None) or "").lower()
     reason = (getattr(err, "reason", None) or "").lower()
-    text = f"{verify} {reason} {err or exc}".lower()
+    text = f"{verify} {reason} {err}".lower()
+    if not verify and "certificate verify failed" in text:  # wrapped (aiohttp): the verify message is in the text
+        verify = text
     if "expired" in verify or "not yet valid" in verify:
-        return ("expired certificate", "Vault's certificate is outside its validity period; renew it "
-                "(or check this machine's clock)")
+        return "expired certificate"
     if "mismatch" in verify or "hostname" in verify:
-        return ("host name mismatch", "Vault's certificate does not name the host in vault_url; use the "
-                "name the certificate was issued for, or reissue it with that name")
+        return "host name mismatch"
     if any(k in verify for k in ("issuer", "self-signed", "self signed", "untrusted", "unable to get")):
-        return ("unknown CA", "Vault's certificate is signed by a CA this server does not trust; set "
-                "c.SecureLLM.vault_ca_cert to the CA that signed it")
+        return "unknown CA"
     if any(k in text for k in ("certificate required", "bad certificate", "unknown ca", "handshake failure",
                                "certificate_required", "alert")):
-        return ("client certificate rejected", "Vault requires a client certificate it trusts (mutual TLS); "
-                "set c.SecureLLM.vault_client_cert and vault_client_key")
+        return "client certificate rejected"
     if isinstance(err, ssl.SSLEOFError) or "eof occurred" in text:
-        return ("handshake closed by Vault", "Vault hung up during the TLS handshake; this is what it does when "
-                "it requires a client certificate and does not trust the one in vault_client_cert (or none "
-                "was set), or when vault_url points at something that is not Vault's TLS listener")
+        return "handshake closed by the server"
     if "certificate verify failed" in text:
-        return ("certificate verify failed", "Vault's certificate did not verify; check vault_ca_cert")
-    return ("TLS handshake failed", "check vault_url, vault_ca_cert and, for mutual TLS, vault_client_cert")
+        return "certificate verify failed"
+    return "TLS handshake failed"
+
+
+_VAULT_TLS_ADVICE = {
+    "expired certificate": ("expired certificate", "Vault's certificate is outside its validity period; renew it "
+                            "(or check this machine's clock)"),
+    "host name mismatch": ("host name mismatch", "Vault's certificate does not name the host in vault_url; use the "
+                           "name the certificate was issued for, or reissue it with that name"),
+    "unknown CA": ("unknown CA", "Vault's certificate is signed by a CA this server does not trust; set "
+                   "c.SecureLLM.vault_ca_cert to the CA that signed it"),
+    "client certificate rejected": ("client certificate rejected", "Vault requires a client certificate it trusts "
+                                    "(mutual TLS); set c.SecureLLM.vault_client_cert and vault_client_key"),
+    "handshake closed by the server": (
+        "handshake closed by Vault", "Vault hung up during the TLS handshake; this is what it does when it requires a "
+        "client certificate and does not trust the one in vault_client_cert (or none was set), or when vault_url "
+        "points at something that is not Vault's TLS listener"),
+    "certificate verify failed": ("certificate verify failed", "Vault's certificate did not verify; check "
+                                  "vault_ca_cert"),
+}
+
+
+def tls_failure(exc: BaseException) -> tuple[str, str]:
+    """(kind, advice) for a TLS failure talking to Vault (kind as in `tls_kind`, "by Vault" for a hang-up)."""
+    return _VAULT_TLS_ADVICE.get(tls_kind(exc) or "", (
+        "TLS handshake failed", "check vault_url, vault_ca_cert and, for mutual TLS, vault_client_cert"))
 
 
 def _tls(exc, c):
     kind, advice = tls_failure(exc)
-    return VaultUnavailable(f"Vault at {c.url}: TLS failed ({kind}) while reading {c.where}; {advice}",
-                            path=c.path)
+    return VaultTLSError(f"Vault at {c.url}: TLS failed ({kind}) while {c.doing}: {advice}", kind=kind, path=c.path)
 
 
 def _table():

@@ -8,6 +8,7 @@ from .errors import VaultConfigError
 
 AUTH_METHODS = ("token", "approle", "jwt", "kubernetes")
 K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+MAX_TIMEOUT = 120.0  # a Vault read holds a broker worker thread (and the call) this long at most
 
 
 @dataclass
@@ -30,7 +31,7 @@ class VaultSettings:
     ca_cert: str | None = None              # CA bundle file or directory (implies verify)
     client_cert: str | None = None
     client_key: str | None = None
-    timeout: float = 5.0
+    timeout: float = 5.0                    # seconds per Vault request (c.SecureLLM.vault_timeout)
     renew_fraction: float = 1 / 3           # renew when remaining TTL < this fraction of the TTL
 
     @property
@@ -60,5 +61,7 @@ class VaultSettings:
         need(bool(self.client_cert) == bool(self.client_key), "vault_client_cert",
              "and vault_client_key go together for mutual TLS: set both or neither")
         need(self.secret_cache_ttl >= 0, "secret_cache_ttl", "must be >= 0 seconds")
+        need(isinstance(self.timeout, (int, float)) and 0 < self.timeout <= MAX_TIMEOUT, "vault_timeout",
+             f"must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {self.timeout!r}")
         need(0 < self.renew_fraction < 1, "renew_fraction", "must be between 0 and 1")
 

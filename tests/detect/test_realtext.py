@@ -32,6 +32,10 @@ CLASSES = {
     "documentation example": "Example api_key='d53a5c0ecc68ae6295c69f91926b2bd3' (a masked sample)",
     "i18n key": '"aria-label":u(f?"shared.passwordInput.hide":"shared.passwordInput.show")',
     "module reference": '"pwd": "IPython.core.magics.osm:OSMagics",',
+    "comparison in minified JavaScript": "if(e.tokenTypeIdx===t.tokenTypeIdx)return!0;",
+    "class name with a version and an acronym": "    usage_tokens: AnthropicV3MessageUsageTokens",
+    "class name with a one-letter acronym word": "    oauth_token_store: RefreshableOAuthTokenCache | None = None,",
+    "letter-number standard name": "    secret_key: x448.X448PrivateKey,",
 }
 
 

@@ -65,7 +65,7 @@ def test_a_safe_config_passes(tmp_path, secret_id):
     rc, checks = doctor("--config", cfg)
     statuses = {k: v["status"] for k, v in checks.items()}
     assert rc == 0, statuses
-    for name in ("valid", "http-models", "allowed-hosts", "save-hook", "dlp", "hardening", "credential-files"):
+    for name in ("valid", "http-models", "model-tls", "allowed-hosts", "save-hook", "dlp", "hardening", "credential-files"):
         assert statuses[f"config.{name}"] == "pass", (name, checks[f"config.{name}"])
     # audit: on, private; still a warning in local mode (kernels run as the server's user)
     assert statuses["config.audit"] == "warn"
@@ -92,6 +92,24 @@ def test_plain_http_remote_model_fails_and_loopback_passes(tmp_path):
              "allowed_hosts": ["127.0.0.1:8000"]}
     rc, checks = doctor("--config", write(tmp_path, local, name="local.py"))
     assert checks["config.http-models"]["status"] == "pass"
+
+
+def test_ssl_verify_false_fails_and_a_model_ca_passes(tmp_path):
+    from jupyter_securellm.testing.providers import TestCA
+
+    ca = TestCA(tmp_path / "ca")
+    model = {"model": "openai/llama3", "secret_path": "llm/m", "secret_key": "k",
+             "api_base": "https://models.internal:8443/v1"}
+    base = {**GOOD, "allowed_hosts": ["models.internal:8443"]}
+    rc, checks = doctor("--config", write(tmp_path, {**base, "models": {"m": {**model, "ssl_verify": False}}}))
+    c = checks["config.model-tls"]
+    assert rc == 1 and c["status"] == "fail", c
+    assert c["details"] == ["m: https://models.internal:8443/v1"] and "ca_bundle" in c["fix"]
+    assert checks["config.valid"]["status"] == "pass", "valid for the server (an explicit choice), unsafe for the doctor"
+    rc, checks = doctor("--config", write(tmp_path, {**base, "models": {"m": {**model, "ca_bundle": ca.ca_cert}}},
+                                          name="ca.py"))
+    c = checks["config.model-tls"]
+    assert c["status"] == "pass" and c["details"] == [f"m: CA {ca.ca_cert}"], c
 
 
 def test_invalid_value_fails_with_the_servers_own_message(tmp_path):

@@ -29,13 +29,8 @@ def doctor(*args):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    from jupyter_securellm.demo import DemoStack, free_port
-
-    s = DemoStack(tmp_path_factory.mktemp("demo"), app="server", port=free_port())
-    s.start()
-    yield s
-    s.stop()
+def demo(demo_stack):
+    return demo_stack
 
 
 def test_doctor_passes_on_the_demo_deployment(demo):

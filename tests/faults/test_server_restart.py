@@ -12,28 +12,13 @@ import urllib.request
 
 import pytest
 
-from jupyter_securellm.demo import DemoStack, free_port
-from jupyter_securellm.testing.kernels import Kernel, ServerKernel
-
-CALL = r'''
-import json, os, urllib.request, urllib.error
-def _broker(path):
-    req = urllib.request.Request(os.environ["JUPYTER_SECURELLM_URL"] + "/" + path)
-    req.add_header("X-SecureLLM-Token", os.environ["JUPYTER_SECURELLM_KERNEL_TOKEN"])
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-'''
+from jupyter_securellm.testing.kernels import Kernel, ServerKernel, running_demo
 
 
 @pytest.fixture
 def stack(tmp_path):
-    s = DemoStack(tmp_path / "stack", app="server", port=free_port(), quiet=True)
-    s.start()
-    yield s
-    s.stop()
+    with running_demo(tmp_path / "stack", quiet=True) as s:
+        yield s
 
 
 def replay(url, token):
@@ -50,11 +35,11 @@ def broker_from(kernel):
     return json.loads(out)
 
 
-def test_orphaned_kernel_token_dies_with_the_killed_server(stack):
+def test_orphaned_kernel_token_dies_with_the_killed_server(stack, kernel_call):
     kernel = ServerKernel(stack)
     pid = None
     try:
-        kernel.run(CALL)
+        kernel.run(kernel_call)  # defines _broker(path)
         pid, url, token = Kernel.stream_text(kernel.run("print(os.getpid(), os.environ['JUPYTER_SECURELLM_URL'], "
                                                         "os.environ['JUPYTER_SECURELLM_KERNEL_TOKEN'])")).split()
         assert broker_from(kernel)[0] == 200  # the token works while its server lives

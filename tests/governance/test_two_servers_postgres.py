@@ -7,7 +7,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_securellm.demo import stop_group
 from jupyter_securellm.detect import fake_secret
 from jupyter_securellm.testing.openbao import free_port
 from jupyter_securellm.testing.provider import FakeProvider
@@ -70,13 +70,7 @@ class Server:
 
     def stop(self):
         try:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                    self.proc.wait(timeout=10)
+            stop_group(self.proc)
         finally:
             self.log.close()
             shutil.rmtree(self.dir, ignore_errors=True)

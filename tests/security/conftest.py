@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from jupyter_securellm.testing.kernels import ServerKernel
+from jupyter_securellm.testing.kernels import ServerKernel, running_demo
 from jupyter_securellm.testing.leaks import assert_no_secret, find_leaks, secret_forms
 from jupyter_securellm.testing.provider import FakeProvider
 
@@ -24,12 +24,8 @@ from jupyter_securellm.testing.provider import FakeProvider
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """A real `jupyter server` (separate process, the extension on, AppRole to OpenBao) + provider."""
-    from jupyter_securellm.demo import DemoStack, free_port
-
-    s = DemoStack(tmp_path_factory.mktemp("redteam"), app="server", port=free_port())
-    s.start()
-    yield s
-    s.stop()
+    with running_demo(tmp_path_factory.mktemp("redteam")) as s:
+        yield s
 
 
 @pytest.fixture

@@ -27,13 +27,8 @@ ENDPOINTS = [("POST", "chat/completions"), ("POST", "secrets/get"), ("GET", "mod
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    from jupyter_securellm.demo import DemoStack, free_port
-
-    s = DemoStack(tmp_path_factory.mktemp("strict"), app="server", port=free_port())
-    s.start()
-    yield s
-    s.stop()
+def stack(demo_stack):
+    return demo_stack
 
 
 def send(stack, method: str, path: str, raw: bytes | None, timeout: float = 30):

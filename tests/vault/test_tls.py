@@ -10,7 +10,7 @@ import pytest
 from jupyter_securellm.server.app import ConfigError, SecureLLM
 from jupyter_securellm.testing.openbao import OpenBao
 from jupyter_securellm.testing.providers import TestCA
-from jupyter_securellm.vault import VaultClient, VaultSettings, VaultUnavailable
+from jupyter_securellm.vault import VaultClient, VaultSettings, VaultTLSError, VaultUnavailable
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,28 @@ def test_wrong_host_name_fails_closed_naming_the_mismatch(bao_tls, secret):
     url = bao_tls.url.replace("127.0.0.1", "localhost")
     _fails_with(VaultSettings(url=url, token_path=tok, ca_cert=bao_tls.ca_cert), path, value,
                 "TLS failed (host name mismatch)")
+
+
+@pytest.mark.parametrize("case", ["no CA", "wrong host name"])
+def test_a_tls_failure_at_login_says_what_happened_and_what_to_do(bao_tls, secret, case):
+    """The server logs in at start-up, before any read: that message named "the request" it was reading."""
+    path, value, tok = secret
+    if case == "no CA":
+        url, kind, todo = bao_tls.url, "unknown CA", "set c.SecureLLM.vault_ca_cert to the CA that signed it"
+        settings = VaultSettings(url=url, token_path=tok)
+    else:
+        url, kind = bao_tls.url.replace("127.0.0.1", "localhost"), "host name mismatch"
+        todo = "does not name the host in vault_url; use the name the certificate was issued for"
+        settings = VaultSettings(url=url, token_path=tok, ca_cert=bao_tls.ca_cert)
+    client = VaultClient(settings)
+    with pytest.raises(VaultTLSError) as ei:
+        client.login()
+    msg = str(ei.value)
+    assert msg.startswith(f"Vault at {url}: TLS failed ({kind}) while logging in with token auth: "), msg
+    assert todo in msg and "the request" not in msg, msg
+    assert ei.value.kind == kind
+    token = open(tok).read().strip()
+    assert token not in msg and token not in repr(ei.value) and value not in msg
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # the harness's own setup calls

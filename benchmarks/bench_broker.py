@@ -5,14 +5,24 @@ own process, a real `jupyter server` with the SecureLLM extension in its own pro
 kernel whose capability token the benchmark client uses (so the measured path is exactly a
 kernel's: HTTP + token check + policy hook + DLP + egress + Vault cache + litellm + redaction).
 
+Like for like: direct litellm uses the broker's own provider client (`server/transport.py`
+`pooled_client`: the quick-ACK transport, no redirects) as its `litellm.aclient_session`, so the two
+paths differ only by the broker hop. (With litellm's default pooled client the direct path meets the
+delayed-ACK trap against the stand-ins, which write headers and body in separate segments, and the
+broker would look faster than direct litellm; the last line measures that default client for
+reference.)
+
 Reports median and p99 latency (ms) and the broker's added latency for
   1. single non-streaming calls (sequential),
   2. single streaming calls (sequential; time to the last chunk),
-  3. 50 concurrent streaming calls (rounds of 50; time to the last chunk of each), with errors,
+  3. N concurrent streaming calls (rounds of N, default 10; time to the last chunk of each), with errors,
   4. single calls to a "trap" provider (testing/nagle.py: headers and body in separate segments, no
-     TCP_NODELAY), which cost a delayed ACK (~40 ms) per call on a pooled client without quick ACKs.
+     TCP_NODELAY), which cost a delayed ACK (~40 ms) per call on a pooled client without quick ACKs,
+and the load average before and after (the figures are only as quiet as the machine). The two paths
+are interleaved call by call (round by round when concurrent), so load that comes and goes during a row
+hits both alike.
 
-    .venv/bin/python benchmarks/bench_broker.py [--n 200] [--concurrency 50] [--rounds 6]
+    env -u PYTHONDONTWRITEBYTECODE .venv/bin/python benchmarks/bench_broker.py [--n 200] [--concurrency 10] [--rounds 10]
 """
 from __future__ import annotations
 
@@ -144,6 +154,12 @@ class Setup:
         self.bao.close()
 
 
+def use_client(litellm, client) -> None:
+    """Make `client` litellm's pooled client (None: litellm's default), dropping OpenAI clients cached around the last."""
+    litellm.aclient_session = client
+    litellm.in_memory_llm_clients_cache.flush_cache()
+
+
 async def direct_call(litellm, s: Setup, stream: bool, trap: bool = False) -> float:
     t0 = time.perf_counter()
     resp = await litellm.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES, api_key=s.key,
@@ -199,6 +215,23 @@ async def measure(fn, n, concurrency=1):
     return samples, errors
 
 
+async def measure_pair(direct, broker, n, concurrency=1):
+    """Both paths interleaved (a call or a round of each in turn), so a change in the machine's load
+    during the row hits both alike; returns ((samples, errors), (samples, errors), direct CPU, client CPU)."""
+    d, b = ([], 0), ([], 0)
+    cpu = [0.0, 0.0]
+    step = concurrency if concurrency > 1 else 1
+    for _ in range(max(1, n // step)):
+        out = []
+        for i, fn in enumerate((direct, broker)):
+            c0 = time.process_time()
+            out.append(await measure(fn, step, concurrency))
+            cpu[i] += time.process_time() - c0
+        d = (d[0] + out[0][0], d[1] + out[0][1])
+        b = (b[0] + out[1][0], b[1] + out[1][1])
+    return d, b, cpu[0], cpu[1]
+
+
 def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) used so far by a process and its reaped children."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -217,22 +250,29 @@ def row(name, d, b):
 async def main_async(args):
     import httpx
 
+    from jupyter_securellm.server.transport import pooled_client
+
     tmp = Path(tempfile.mkdtemp(prefix="bench-broker-"))
     s = Setup(tmp, args.profile_server)
+    load0 = os.getloadavg()
     try:
         import litellm
 
         litellm.suppress_debug_info = True
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        same_transport = pooled_client(timeout=60)  # the broker's own provider client (server/transport.py)
+        use_client(litellm, same_transport)
         async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-            # warm-up both paths (first calls import and build clients)
+            # warm-up both paths (first calls import and build clients; the server's first ~20 calls are slower)
             for stream in (False, True):
                 for trap in (False, True):
-                    for _ in range(5):
+                    for _ in range(20):
                         await direct_call(litellm, s, stream, trap)
                         await broker_call(client, s, stream, trap)
             print(f"broker bench: n={args.n} sequential, {args.concurrency} concurrent x {args.rounds} rounds; "
-                  f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+                  f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; load average at start "
+                  f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
+            print("direct = litellm in this process with the broker's provider client (same quick-ACK transport)")
             print(f"{'latency (ms)':<34} {'direct':>8} {'broker':>8} {'added':>8} | {'p99 dir':>8} {'p99 brk':>8} "
                   f"{'added':>8} | {'calls':>5} {'err':>4}")
             results, cpu = {}, {}
@@ -244,17 +284,30 @@ async def main_async(args):
                 ("trap provider, non-streaming", False, 1, args.n // 2, True),
                 ("trap provider, streaming", True, 1, args.n // 2, True),
             ):
-                c0 = time.process_time()
-                d = await measure(lambda: direct_call(litellm, s, stream, trap), n, conc)
-                c1, srv0 = time.process_time(), proc_cpu(s.server_pid)
-                b = await measure(lambda: broker_call(client, s, stream, trap), n, conc)
-                c2, srv1 = time.process_time(), proc_cpu(s.server_pid)
+                srv0 = proc_cpu(s.server_pid)
+                d, b, direct_cpu, client_cpu = await measure_pair(
+                    lambda: direct_call(litellm, s, stream, trap), lambda: broker_call(client, s, stream, trap), n, conc)
+                srv1 = proc_cpu(s.server_pid)
                 results[name] = row(name, d, b)
-                cpu[name] = ((c1 - c0) / n * 1e3, (srv1 - srv0) / n * 1e3, (c2 - c1) / n * 1e3)
+                cpu[name] = (direct_cpu / n * 1e3, (srv1 - srv0) / n * 1e3, client_cpu / n * 1e3)
+            # reference: litellm's default pooled client against the same stand-ins (the latency trap)
+            use_client(litellm, None)
+            for _ in range(3):
+                await direct_call(litellm, s, False, False)
+            ref = {}
+            for name, trap in (("stand-in provider", False), ("trap provider", True)):
+                samples, _ = await measure(lambda: direct_call(litellm, s, False, trap), max(10, args.n // 4))
+                ref[name] = statistics.median(samples) * 1e3
+            use_client(litellm, same_transport)
+            await same_transport.aclose()
+            print("\nreference, non-streaming: direct litellm with its DEFAULT pooled client: "
+                  + ", ".join(f"{k} median {v:.2f} ms" for k, v in ref.items()))
             print("\nCPU ms per call (shows where added latency under concurrency comes from on a busy 2-core box):")
             for name, (direct_cpu, server_cpu, client_cpu) in cpu.items():
                 print(f"  {name:<32} direct litellm {direct_cpu:6.2f} | broker server {server_cpu:6.2f} "
                       f"+ kernel-side HTTP client {client_cpu:6.2f}")
+            load1 = os.getloadavg()
+            print(f"\nload average at end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
     finally:
         s.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -264,8 +317,8 @@ async def main_async(args):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--concurrency", type=int, default=50)
-    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--concurrency", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--profile-server", metavar="FILE", help="run the server under cProfile, stats to FILE")
     args = ap.parse_args(argv)
     asyncio.run(main_async(args))

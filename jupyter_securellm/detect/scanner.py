@@ -216,7 +216,7 @@ class Scanner:
             return False
         if filters.is_placeholder(secret, loose_shape=rule.loose_shape):
             return False
-        if filters.inside_base64_payload(text, m.start()):
+        if filters.inside_base64_payload(text, m.start()) or filters.followed_by_mask(text, e):
             return False
         if rule.generic:
             if filters.looks_like_identifier(secret) or filters.is_uuid(secret) or filters.looks_like_path(secret):
@@ -230,6 +230,8 @@ class Scanner:
             if filters.looks_like_code(secret) or filters.is_timestamp(secret):
                 return False
             if filters.is_pagination_key(text[m.start() : s]) or filters.inside_arn(text, s):
+                return False
+            if rule.generic and filters.is_non_secret_key(text[m.start() : s]):
                 return False
             if filters.in_documentation_example(text, m.start()):
                 return False

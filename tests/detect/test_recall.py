@@ -139,3 +139,42 @@ func TestX_Pattern(t *testing.T) {{
         ("concatenated raw string", f'config:\n  token: "{other}"', [other, "xy"]),
         ("invalid", 'token = "abc\tdef"', []),
     ]
+
+
+def test_gitleaks_example_lists_are_read_without_go():
+    """The reader `bench_recall.py --gitleaks-rules` uses on gitleaks' rule files, on a file written here."""
+    from jupyter_securellm.testing.gocases import parse_example_lists, sample_templates
+
+    key = fake_secret("slack-token", seed=4)
+    other = fake_secret("github-token", seed=5)
+    src = f'''package rules
+
+func SlackBotToken() *config.Rule {{
+	r := config.Rule{{RuleID: "slack-bot-token"}}
+	tps := utils.GenerateSampleSecrets("bot", "{key}")
+	tps = append(tps,
+		// a comment between elements
+		`"bot_token1": "{other}"`,
+		utils.GenerateSampleSecret("bot", secrets.NewSecret(`xoxb-[0-9]{{10}}`)),
+	)
+	fps := []string{{
+		"xoxb-...",
+		`token: ${{SLACK}}`,
+	}}
+	return utils.Validate(r, tps, fps)
+}}
+'''
+    (group,) = parse_example_lists(src)
+    assert group.func == "SlackBotToken"
+    assert group.tps == [("sample", "bot", key, True), f'"bot_token1": "{other}"']
+    assert group.fps == ["xoxb-...", "token: ${SLACK}"]
+    assert group.skipped == 1  # the secret generated from a regex by Go code
+
+    generate = '''func GenerateSampleSecrets(identifier string, secret string) []string {
+	samples := map[string]string{
+		"ini - quoted1": "{i}Token=\\"{s}\\"",
+		"go - backticks": "{i}Token := `{s}`",
+	}
+	replacer := strings.NewReplacer("{i}", identifier)
+'''
+    assert sample_templates(generate) == ['{i}Token="{s}"', "{i}Token := `{s}`"]

@@ -59,6 +59,12 @@ def _cases():
     yield "generic-password-unquoted", f"cache.redis.cache.windows.net:6380,password={pw},ssl=True", pw
     tok = _rand(B64, 320)
     yield "aws-session-token", f"aws credentials {{\n  session: {tok}\n}}", tok
+    pw = _symbol_password()
+    yield "generic-password-unquoted", f"<server>\n  <id>nexus</id>\n  <password>{pw}</password>\n</server>", pw
+    key = _rand(AN, 32)
+    yield "generic-api-key", f'System.setProperty("SERVICE_TOKEN", "{key}")', key
+    key = _rand(AN, 32)
+    yield "generic-api-key", f'    api_key: str = "{key}"', key
 
 
 CASES = list(_cases())

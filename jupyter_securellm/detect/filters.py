@@ -108,10 +108,24 @@ def without_id_groups(value: str) -> str:
     return _ID_GROUP.sub("", value)
 
 
-def typed_ids(value: str) -> bool:
+def typed_ids(value: str, min_digits: int = 1) -> bool:
     """`xoxp-1234-1234-1234-...`: the same id typed in every id slot is a placeholder (team and user ids differ)."""
-    ids = _ID_GROUP.findall(value)
+    ids = [i for i in _ID_GROUP.findall(value) if len(i) > min_digits]
     return len(ids) >= 2 and len(set(ids)) == 1
+
+
+_SEQUENCES = ("0123456789012345678901", "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def typed_sequence(value: str, run: int = 8) -> bool:
+    """`dapi123456789012345678...`, `...-klmnopqrstuvwx-...`: 8+ characters typed in order along the keyboard's
+    digits or the alphabet. Random text holds such a run about once in 10^13 positions; people typing a
+    stand-in hold it all the time. (For generic rules: a provider's own test keys are typed so too.)"""
+    for i in range(len(value) - run + 1):
+        piece = value[i : i + run]
+        if any(piece in seq for seq in _SEQUENCES):
+            return True
+    return False
 
 
 _MASK_AFTER = ("...", "***", "##", "\u2022", "\u2026", "xxxx", "XXXX")

@@ -227,6 +227,8 @@ class Scanner:
                 return False
             if filters.looks_like_hash(secret, text[m.start() : s]) or filters.is_integrity_string(text, s):
                 return False
+            if filters.typed_sequence(secret) or filters.typed_ids(secret, min_digits=2):
+                return False
         if rule.reject_code and filters.looks_like_code(secret):
             return False
         if rule.generic or rule.loose_shape:

@@ -110,9 +110,23 @@ def test_hex_digest_beside_an_access_key_id_is_not_its_secret(scanner):
 
 
 def test_the_same_slack_id_typed_in_every_slot_is_a_placeholder(scanner):
-    # (a generic rule may still report the random tail under a name such as SLACK_TOKEN; the shape is not Slack's)
-    text = f'"xoxp-1234-1234-1234-{_rand("0123456789abcdef", 32)}"'
+    # by the Slack rule, and by the generic rule under a token's name
+    text = f'"slack_token": "xoxp-1234-1234-1234-{_rand("0123456789abcdef", 32)}"'
     assert scanner.scan(text) == []
+
+
+def test_typed_sequences_are_stand_ins_for_generic_rules_only(scanner):
+    assert scanner.scan(f'DATABRICKS_TOKEN=dapi12345678{_rand(AN, 24)}') == []
+    assert scanner.scan(f'service_token = "{_rand(AN, 10)}klmnopqrstuv{_rand(AN, 10)}"') == []
+    # a provider's shape is specific enough: its own tests type keys so (TruffleHog's Anthropic example)
+    key = "sk-ant-api03-" + _rand(AN, 20) + "abcdefghijklmnop" + _rand(AN, 57) + "AA"
+    assert [f.rule_id for f in scanner.scan(f"key: {key}")] == ["anthropic-api-key"]
+
+
+def test_random_values_almost_never_hold_a_typed_sequence():
+    rng = random.Random(8)
+    values = ["".join(rng.choice(B64) for _ in range(64)) for _ in range(20000)]
+    assert sum(filters.typed_sequence(v) for v in values) == 0
 
 
 @pytest.mark.parametrize("text", [

@@ -96,6 +96,38 @@ def is_placeholder(value: str, *, loose_shape: bool = False) -> bool:
     return bool(_PLACEHOLDER_WORDS.search(value))
 
 
+_ID_GROUP = LazyRegex(r"(?<=-)[0-9]+-")
+
+
+def without_id_groups(value: str) -> str:
+    """`xoxa-2-511111111-31111111111-e039...` -> `xoxa-e039...`: the numeric ids taken out, for the mask check.
+
+    A run of one character is a mask in random text, but in a number it is just a number: Slack's team
+    and user ids are digits, and 511111111 is as valid an id as any.
+    """
+    return _ID_GROUP.sub("", value)
+
+
+def typed_ids(value: str, min_digits: int = 1) -> bool:
+    """`xoxp-1234-1234-1234-...`: the same id typed in every id slot is a placeholder (team and user ids differ)."""
+    ids = [i for i in _ID_GROUP.findall(value) if len(i) > min_digits]
+    return len(ids) >= 2 and len(set(ids)) == 1
+
+
+_SEQUENCES = ("0123456789012345678901", "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def typed_sequence(value: str, run: int = 8) -> bool:
+    """`dapi123456789012345678...`, `...-klmnopqrstuvwx-...`: 8+ characters typed in order along the keyboard's
+    digits or the alphabet. Random text holds such a run about once in 10^13 positions; people typing a
+    stand-in hold it all the time. (For generic rules: a provider's own test keys are typed so too.)"""
+    for i in range(len(value) - run + 1):
+        piece = value[i : i + run]
+        if any(piece in seq for seq in _SEQUENCES):
+            return True
+    return False
+
+
 _MASK_AFTER = ("...", "***", "##", "\u2022", "\u2026", "xxxx", "XXXX")
 
 
@@ -117,7 +149,10 @@ def is_non_secret_key(context: str) -> bool:
     if not m:
         return False
     name = m.group()
-    if "public" in name.lower() or "publishable" in name.lower():
+    lowered = name.lower()
+    if "public" in lowered or "publishable" in lowered:
+        return True
+    if "csrf" in lowered or "xsrf" in lowered:  # anti-forgery tokens are printed into every page served
         return True
     words = _CODE_WORD.findall(name)
     return bool(words) and words[-1].lower() in _NOT_SECRET_LAST_WORD
@@ -237,6 +272,16 @@ def looks_like_code(value: str) -> bool:
     else:
         shaped = len(words) >= 3 and sum(map(len, words)) >= 4.0 * len(words) and sum(len(w) <= 2 for w in words) * 3 <= len(words)
     return shaped and reads_as_words(value)
+
+
+#: `jjwt-jackson-0.11.2`, `botocore-1.34.0`: a name, then a release number with two or three dots.
+_VERSIONED_NAME = LazyRegex(r"[A-Za-z][A-Za-z0-9_.-]*[A-Za-z][-_]v?[0-9]{1,4}(?:\.[0-9]{1,6}){1,3}")
+
+
+def is_versioned_name(value: str) -> bool:
+    """A package coordinate or file name ending in a version (`io.jsonwebtoken:jjwt-jackson-0.11.2`):
+    random keys do not end in `-<n>.<n>.<n>`."""
+    return bool(_VERSIONED_NAME.fullmatch(value))
 
 
 _TIMESTAMP = LazyRegex(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")

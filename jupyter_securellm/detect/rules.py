@@ -59,6 +59,9 @@ class Rule:
     min_classes: int = 0
     #: drop matches shaped like code (`filters.looks_like_code`), for short shapes that names can take
     reject_code: bool = False
+    #: digit groups between dashes are account and user ids (`xoxb-<team>-<user>-...`): the mask check
+    #: (a run of one character) looks at the rest only, since an id such as 511111111 is a number, not a mask
+    numeric_ids: bool = False
     tp: tuple[str, ...] = ()
     fp: tuple[str, ...] = ()
     #: False for the bundled rules (checked by the test suite): their patterns compile on first use, so
@@ -104,9 +107,9 @@ class Rule:
         return tuple(re.compile(a, re.ASCII) for a in self.allowlist)
 
     def secret_span(self, m: re.Match) -> tuple[int, int]:
-        """The reported part of a match: the `secret` (or `secret2`) group, else the whole match."""
+        """The reported part of a match: the `secret` (or `secret2`, `secret3`) group, else the whole match."""
         gi = self.regex.groupindex
-        for name in ("secret", "secret2"):
+        for name in ("secret", "secret2", "secret3"):
             if name in gi and m.group(name) is not None:
                 return m.span(name)
         return m.span()
@@ -149,6 +152,7 @@ def load_rules(text: str | None = None, *, validate: bool = True) -> tuple[Rule,
                 allowlist=tuple(raw.get("allowlist", ())),
                 min_classes=int(raw.get("min_classes", 0)),
                 reject_code=bool(raw.get("reject_code", False)),
+                numeric_ids=bool(raw.get("numeric_ids", False)),
                 tp=tuple(raw.get("tp", ())),
                 fp=tuple(raw.get("fp", ())),
                 validate=validate,

@@ -208,13 +208,17 @@ class Scanner:
     @staticmethod
     def _keep(rule: Rule, text: str, m: re.Match, s: int, e: int) -> bool:
         secret = text[s:e]
-        if filters.shannon_entropy(secret) < filters.entropy_threshold(rule.entropy, secret):
+        # ids are numbers, not randomness: entropy and the mask check look at the rest (`Rule.numeric_ids`)
+        masked = filters.without_id_groups(secret) if rule.numeric_ids else secret
+        if filters.shannon_entropy(masked) < filters.entropy_threshold(rule.entropy, masked):
             return False
         if rule.min_classes and filters.char_classes(secret) < rule.min_classes:
             return False
         if any(a.search(secret) for a in rule.allow_regexes):
             return False
-        if filters.is_placeholder(secret, loose_shape=rule.loose_shape):
+        if filters.is_placeholder(masked, loose_shape=rule.loose_shape):
+            return False
+        if rule.numeric_ids and filters.typed_ids(secret):
             return False
         if filters.inside_base64_payload(text, m.start()) or filters.followed_by_mask(text, e):
             return False
@@ -223,11 +227,13 @@ class Scanner:
                 return False
             if filters.looks_like_hash(secret, text[m.start() : s]) or filters.is_integrity_string(text, s):
                 return False
+            if filters.typed_sequence(secret) or filters.typed_ids(secret, min_digits=2):
+                return False
         if rule.reject_code and filters.looks_like_code(secret):
             return False
         if rule.generic or rule.loose_shape:
             # the shape proves little: what real code and docs put in such places (see docs/detection.md)
-            if filters.looks_like_code(secret) or filters.is_timestamp(secret):
+            if filters.looks_like_code(secret) or filters.is_timestamp(secret) or filters.is_versioned_name(secret):
                 return False
             if filters.is_pagination_key(text[m.start() : s]) or filters.inside_arn(text, s):
                 return False

@@ -10,6 +10,13 @@ OpenAI-compatible provider (its own process) through the broker's provider clien
 
 `--profile FILE` runs the broker path under cProfile (the direct path is not profiled) and prints the
 top entries by own time; the CPU figures of a profiled run are inflated.
+
+`--breakdown FILE` reads the server profile that `bench_broker.py --only stream --profile-server FILE`
+wrote and prints, per request, where the server's time goes (cProfile inflates it about twofold):
+
+    env -u PYTHONDONTWRITEBYTECODE .venv/bin/python benchmarks/bench_broker.py --n 300 --only stream \
+        --profile-server /tmp/server.prof
+    .venv/bin/python benchmarks/bench_stream_hot.py --breakdown /tmp/server.prof
 """
 from __future__ import annotations
 
@@ -44,12 +51,29 @@ class _KeyOnly:
         return self.key
 
 
+class _Replay:
+    """An async iterator over chunks collected beforehand (the provider's part taken out)."""
+
+    def __init__(self, chunks):
+        self._it = iter(chunks)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return next(self._it)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
 async def main_async(args):
     import litellm
 
     from jupyter_securellm.server.broker import Broker, Caller
     from jupyter_securellm.server.handlers import _event
     from jupyter_securellm.server.request import ModelConfig
+    from jupyter_securellm.server.streaming import AnswerRedactor
     from jupyter_securellm.server.transport import pooled_client
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-stream-hot-"))
@@ -126,6 +150,29 @@ async def main_async(args):
                   f"{statistics.fmean(c) * 1e3:6.3f} ms | wall median {statistics.median(w) * 1e3:6.3f} ms")
         added = statistics.median(cpu["broker"]) - statistics.median(cpu["direct"])
         print(f"  broker's own CPU per stream (median difference): {added * 1e3:+.3f} ms")
+        # the per-chunk part alone: redaction + SSE framing over one stream's chunks, collected beforehand
+        litellm.aclient_session = direct_client
+        resp = await litellm.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES, api_key=key,
+                                         api_base=url + "/v1", stream=True, max_retries=0)
+        collected = [c async for c in resp]
+        answers = AnswerRedactor(broker.redactor)
+
+        async def per_chunk():
+            n = 0
+            async for d in answers.stream(_Replay(collected), "gpt", 60):
+                n += len(_event(d))
+            return n
+
+        for _ in range(200):
+            await per_chunk()
+        best = []
+        for _ in range(5):
+            c0 = time.process_time()
+            for _ in range(300):
+                await per_chunk()
+            best.append((time.process_time() - c0) / 300)
+        print(f"  of which per chunk (AnswerRedactor.stream + SSE framing over {len(collected)} pre-collected "
+              f"chunks): {min(best) * 1e3:.3f} ms per stream (best of 5 x 300)")
         if prof is not None:
             import pstats
 
@@ -140,12 +187,61 @@ async def main_async(args):
         prov.wait(timeout=10)
 
 
+#: (label, file part, function name) of the server's steps, outermost first
+BREAKDOWN = (
+    ("tornado request handling, whole (web.py _execute)", "tornado/web.py", "_execute"),
+    ("  our handler (broker_auth wrapper)", "server/handlers.py", "wrapper"),
+    ("    provider call + chunk reads, litellm (provider.within)", "server/provider.py", "within"),
+    ("      of which the call (ProviderClient.call)", "server/provider.py", "call"),
+    ("    answer redaction incl. chunk reads (AnswerRedactor.stream)", "server/streaming.py", "stream"),
+    ("      StreamRedactor.feed", "detect/redact.py", "feed"),
+    ("    SSE framing (_event)", "server/handlers.py", "_event"),
+    ("    SSE writes (_SSEWriter._flush)", "server/handlers.py", "_flush"),
+    ("    request validation (ChatRequest.from_body, jsonschema)", "server/request.py", "from_body"),
+    ("    prompt DLP (PromptDLP.check)", "server/dlp.py", "check"),
+    ("    governance authorize (Rego policy)", "server/governance.py", "authorize"),
+    ("    governance reserve", "server/governance.py", "reserve"),
+    ("    settle + record (Broker._finish)", "server/broker.py", "_finish"),
+    ("    kernel-token peer check (_peer_is_us)", "server/handlers.py", "_peer_is_us"),
+    ("    notebook path lookup (_notebook_path)", "server/handlers.py", "_notebook_path"),
+    ("  jupyter_server prepare()", "jupyter_server/base/handlers.py", "prepare"),
+    ("  finish() (last events + chunked terminator)", "tornado/web.py", "finish"),
+    ("  access log (log_request)", "tornado/web.py", "log_request"),
+    ("HTTP/1 request parsing (_read_message)", "tornado/http1connection.py", "_read_message"),
+    ("socket send(), all (provider and client)", "~", "<method 'send' of '_socket.socket' objects>"),
+)
+
+
+def breakdown(path: str) -> None:
+    """Per request: cumulative profiled ms of each server step (requests = calls of ChatRequest.from_body)."""
+    import pstats
+
+    stats = pstats.Stats(path).stats
+
+    def cum(part, fn):
+        t = n = 0
+        for (f, _line, name), v in stats.items():
+            if part in f and name == fn:
+                t, n = t + v[3], n + v[1]
+        return t, n
+
+    requests = cum("server/request.py", "from_body")[1] or 1
+    print(f"server profile {path}: {requests} chat requests; cumulative ms per request (cProfile-inflated), "
+          "calls per request")
+    for label, part, fn in BREAKDOWN:
+        t, n = cum(part, fn)
+        print(f"  {t / requests * 1e3:7.3f} ms {n / requests:5.1f}x  {label}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--profile", metavar="FILE", help="cProfile the broker path, stats to FILE")
     ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--breakdown", metavar="FILE", help="print the per-request breakdown of a server profile")
     args = ap.parse_args(argv)
+    if args.breakdown:
+        return breakdown(args.breakdown)
     asyncio.run(main_async(args))
 
 

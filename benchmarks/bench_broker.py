@@ -18,9 +18,12 @@ Reports median and p99 latency (ms) and the broker's added latency for
   3. N concurrent streaming calls (rounds of N, default 10; time to the last chunk of each), with errors,
   4. single calls to a "trap" provider (testing/nagle.py: headers and body in separate segments, no
      TCP_NODELAY), which cost a delayed ACK (~40 ms) per call on a pooled client without quick ACKs,
-and the load average before and after (the figures are only as quiet as the machine).
+and the load average before and after (the figures are only as quiet as the machine). The two paths
+are interleaved call by call (round by round when concurrent), so load that comes and goes during a row
+hits both alike.
 
     env -u PYTHONDONTWRITEBYTECODE .venv/bin/python benchmarks/bench_broker.py [--n 200] [--concurrency 10] [--rounds 10]
+        [--only single stream concurrent trap trap-stream reference]
 """
 from __future__ import annotations
 
@@ -213,6 +216,23 @@ async def measure(fn, n, concurrency=1):
     return samples, errors
 
 
+async def measure_pair(direct, broker, n, concurrency=1):
+    """Both paths interleaved (a call or a round of each in turn), so a change in the machine's load
+    during the row hits both alike; returns ((samples, errors), (samples, errors), direct CPU, client CPU)."""
+    d, b = ([], 0), ([], 0)
+    cpu = [0.0, 0.0]
+    step = concurrency if concurrency > 1 else 1
+    for _ in range(max(1, n // step)):
+        out = []
+        for i, fn in enumerate((direct, broker)):
+            c0 = time.process_time()
+            out.append(await measure(fn, step, concurrency))
+            cpu[i] += time.process_time() - c0
+        d = (d[0] + out[0][0], d[1] + out[0][1])
+        b = (b[0] + out[1][0], b[1] + out[1][1])
+    return d, b, cpu[0], cpu[1]
+
+
 def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) used so far by a process and its reaped children."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -244,10 +264,10 @@ async def main_async(args):
         same_transport = pooled_client(timeout=60)  # the broker's own provider client (server/transport.py)
         use_client(litellm, same_transport)
         async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-            # warm-up both paths (first calls import and build clients)
+            # warm-up both paths (first calls import and build clients; the server's first ~20 calls are slower)
             for stream in (False, True):
                 for trap in (False, True):
-                    for _ in range(5):
+                    for _ in range(20):
                         await direct_call(litellm, s, stream, trap)
                         await broker_call(client, s, stream, trap)
             print(f"broker bench: n={args.n} sequential, {args.concurrency} concurrent x {args.rounds} rounds; "
@@ -257,33 +277,36 @@ async def main_async(args):
             print(f"{'latency (ms)':<34} {'direct':>8} {'broker':>8} {'added':>8} | {'p99 dir':>8} {'p99 brk':>8} "
                   f"{'added':>8} | {'calls':>5} {'err':>4}")
             results, cpu = {}, {}
-            for name, stream, conc, n, trap in (
+            rows = (
                 ("single, non-streaming", False, 1, args.n, False),
                 ("single, streaming", True, 1, args.n, False),
                 (f"{args.concurrency} concurrent, streaming", True, args.concurrency, args.concurrency * args.rounds,
                  False),
                 ("trap provider, non-streaming", False, 1, args.n // 2, True),
                 ("trap provider, streaming", True, 1, args.n // 2, True),
-            ):
-                c0 = time.process_time()
-                d = await measure(lambda: direct_call(litellm, s, stream, trap), n, conc)
-                c1, srv0 = time.process_time(), proc_cpu(s.server_pid)
-                b = await measure(lambda: broker_call(client, s, stream, trap), n, conc)
-                c2, srv1 = time.process_time(), proc_cpu(s.server_pid)
+            )
+            for (name, stream, conc, n, trap), key in zip(rows, ROW_KEYS):
+                if args.only and key not in args.only:
+                    continue
+                srv0 = proc_cpu(s.server_pid)
+                d, b, direct_cpu, client_cpu = await measure_pair(
+                    lambda: direct_call(litellm, s, stream, trap), lambda: broker_call(client, s, stream, trap), n, conc)
+                srv1 = proc_cpu(s.server_pid)
                 results[name] = row(name, d, b)
-                cpu[name] = ((c1 - c0) / n * 1e3, (srv1 - srv0) / n * 1e3, (c2 - c1) / n * 1e3)
-            # reference: litellm's default pooled client against the same stand-ins (the latency trap)
-            use_client(litellm, None)
-            for _ in range(3):
-                await direct_call(litellm, s, False, False)
-            ref = {}
-            for name, trap in (("stand-in provider", False), ("trap provider", True)):
-                samples, _ = await measure(lambda: direct_call(litellm, s, False, trap), max(10, args.n // 4))
-                ref[name] = statistics.median(samples) * 1e3
-            use_client(litellm, same_transport)
+                cpu[name] = (direct_cpu / n * 1e3, (srv1 - srv0) / n * 1e3, client_cpu / n * 1e3)
+            if not args.only or "reference" in args.only:
+                # reference: litellm's default pooled client against the same stand-ins (the latency trap)
+                use_client(litellm, None)
+                for _ in range(3):
+                    await direct_call(litellm, s, False, False)
+                ref = {}
+                for name, trap in (("stand-in provider", False), ("trap provider", True)):
+                    samples, _ = await measure(lambda: direct_call(litellm, s, False, trap), max(10, args.n // 4))
+                    ref[name] = statistics.median(samples) * 1e3
+                use_client(litellm, same_transport)
+                print("\nreference, non-streaming: direct litellm with its DEFAULT pooled client: "
+                      + ", ".join(f"{k} median {v:.2f} ms" for k, v in ref.items()))
             await same_transport.aclose()
-            print("\nreference, non-streaming: direct litellm with its DEFAULT pooled client: "
-                  + ", ".join(f"{k} median {v:.2f} ms" for k, v in ref.items()))
             print("\nCPU ms per call (shows where added latency under concurrency comes from on a busy 2-core box):")
             for name, (direct_cpu, server_cpu, client_cpu) in cpu.items():
                 print(f"  {name:<32} direct litellm {direct_cpu:6.2f} | broker server {server_cpu:6.2f} "
@@ -296,11 +319,18 @@ async def main_async(args):
     return results
 
 
+#: --only names, in the order of the rows
+ROW_KEYS = ("single", "stream", "concurrent", "trap", "trap-stream")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--only", nargs="+", choices=ROW_KEYS + ("reference",), metavar="ROW",
+                    help="run only these rows: " + ", ".join(ROW_KEYS + ("reference",))
+                    + " (e.g. --only single stream: the two single-call rows, quicker)")
     ap.add_argument("--profile-server", metavar="FILE", help="run the server under cProfile, stats to FILE")
     args = ap.parse_args(argv)
     asyncio.run(main_async(args))

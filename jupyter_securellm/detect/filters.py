@@ -8,28 +8,32 @@ import math
 import re
 from collections import Counter
 
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_HEX = re.compile(r"[0-9a-fA-F]+")
+from .lazy_regex import LazyRegex
+
+_UUID = LazyRegex(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX = LazyRegex(r"[0-9a-fA-F]+")
 _HASH_LENGTHS = {32, 40, 56, 64, 96, 128}
-_HASH_CONTEXT = re.compile(r"(?i)hash|sha\d*|md5|digest|checksum|etag|commit|revision|fingerprint|integrity|nonce_hash")
-_INTEGRITY = re.compile(r"sha(?:1|224|256|384|512)-")
+_HASH_CONTEXT = LazyRegex(r"(?i)hash|sha\d*|md5|digest|checksum|etag|commit|revision|fingerprint|integrity|nonce_hash")
+_INTEGRITY = LazyRegex(r"sha(?:1|224|256|384|512)-")
 #: One part of an identifier: words of 2+ lowercase letters (optionally capitalised) and acronyms of 2+
 #: capitals (`SecureLLM`, `getHTTPResponse`, `API`). Random mixed-case text breaks this shape at once.
-_SEGMENT = re.compile(r"[a-z]*|[A-Z]*|(?:[A-Z]?[a-z]{2,}|[A-Z]{2,}(?![a-z]))+")
-_VERSION_SUFFIX = re.compile(r"(?<=[A-Za-z])[0-9]{1,2}$")
-_SEPARATORS = re.compile(r"[._\-/]")
-_REPEATED = re.compile(r"(.)\1{7,}")
+_SEGMENT = LazyRegex(r"[a-z]*|[A-Z]*|(?:[A-Z]?[a-z]{2,}|[A-Z]{2,}(?![a-z]))+")
+_VERSION_SUFFIX = LazyRegex(r"(?<=[A-Za-z])[0-9]{1,2}$")
+_SEPARATORS = LazyRegex(r"[._\-/]")
+_REPEATED = LazyRegex(r"(.)\1{7,}")
 _PLACEHOLDER_MARKERS = ("...", "***", "\u2022\u2022", "xxxx", "XXXX", "____")
 _PLACEHOLDER_PREFIXES = ("${", "{{", "<", "%(", "%s", "{")
-_ENV_REFERENCE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
-_CODE_ENV_REFERENCE = re.compile(r"(?:os\.environ|env|environ)[/.:\[]")
-_PLACEHOLDER_WORDS = re.compile(
+_ENV_REFERENCE = LazyRegex(r"\$[A-Za-z_][A-Za-z0-9_]*")
+_CODE_ENV_REFERENCE = LazyRegex(r"(?:os\.environ|env|environ)[/.:\[]")
+_PLACEHOLDER_WORDS = LazyRegex(
     # a placeholder word standing at either end of the value or next to a separator: in random text the
     # same letters appear by chance, glued inside a run of alphanumerics
     r"(?i)(?:^|(?<=[^A-Za-z0-9]))(?:your|example|placeholder|changeme|change[_\-]me|dummy|redacted|insert|"
     r"replace[_\-]?me|fill[_\-]?in|goes[_\-]?here|here)(?=[^A-Za-z0-9]|$)|"
     r"^(?:your|example|placeholder|dummy|insert|replace)|(?:here|example(?:key)?|placeholder)$|[<>]"
 )
+#: Any rule: a value ending in "here" or "placeholder" (a random key ends so about once in a million).
+_ENDS_AS_PLACEHOLDER = LazyRegex(r"(?i)(?:here|placeholder)$")
 #: Values that documentation uses verbatim as "the password".
 _LEET = str.maketrans("@0134$5!7", "aoieassit")
 _COMMON_PLACEHOLDERS = frozenset(
@@ -77,6 +81,8 @@ def is_placeholder(value: str, *, loose_shape: bool = False) -> bool:
         return True
     if "EXAMPLE" in value:  # AWS and others mark documentation values so (`AKIA...EXAMPLE`, `GpgauEXAMPLE...`)
         return True
+    if _ENDS_AS_PLACEHOLDER.search(value):  # `xoxe.xoxp-1-SlackAppConfigurationAccessTokenHere`
+        return True
     if not loose_shape:
         return False
     if value.lower() in _COMMON_PLACEHOLDERS or value.startswith(_PLACEHOLDER_PREFIXES):
@@ -88,6 +94,68 @@ def is_placeholder(value: str, *, loose_shape: bool = False) -> bool:
     if _ENV_REFERENCE.fullmatch(value):
         return True
     return bool(_PLACEHOLDER_WORDS.search(value))
+
+
+_ID_GROUP = LazyRegex(r"(?<=-)[0-9]+-")
+
+
+def without_id_groups(value: str) -> str:
+    """`xoxa-2-511111111-31111111111-e039...` -> `xoxa-e039...`: the numeric ids taken out, for the mask check.
+
+    A run of one character is a mask in random text, but in a number it is just a number: Slack's team
+    and user ids are digits, and 511111111 is as valid an id as any.
+    """
+    return _ID_GROUP.sub("", value)
+
+
+def typed_ids(value: str, min_digits: int = 1) -> bool:
+    """`xoxp-1234-1234-1234-...`: the same id typed in every id slot is a placeholder (team and user ids differ)."""
+    ids = [i for i in _ID_GROUP.findall(value) if len(i) > min_digits]
+    return len(ids) >= 2 and len(set(ids)) == 1
+
+
+_SEQUENCES = ("0123456789012345678901", "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def typed_sequence(value: str, run: int = 8) -> bool:
+    """`dapi123456789012345678...`, `...-klmnopqrstuvwx-...`: 8+ characters typed in order along the keyboard's
+    digits or the alphabet. Random text holds such a run about once in 10^13 positions; people typing a
+    stand-in hold it all the time. (For generic rules: a provider's own test keys are typed so too.)"""
+    for i in range(len(value) - run + 1):
+        piece = value[i : i + run]
+        if any(piece in seq for seq in _SEQUENCES):
+            return True
+    return False
+
+
+_MASK_AFTER = ("...", "***", "##", "\u2022", "\u2026", "xxxx", "XXXX")
+
+
+def followed_by_mask(text: str, end: int) -> bool:
+    """`xoxp-5723...-##########`, `sk-proj-abc***`: a key whose rest is masked is a documented or redacted key."""
+    return text.startswith(_MASK_AFTER, end)
+
+
+_NAME = LazyRegex(r"[A-Za-z0-9_.-]+")
+#: The last word of a name whose value is not secret: an id, a name, an address, a version, a type, a size.
+_NOT_SECRET_LAST_WORD = frozenset(
+    "id ids name names version url uri path file type header prefix suffix length len count size".split()
+)
+
+
+def is_non_secret_key(context: str) -> bool:
+    """`credentialId`, `secret_name`, `token_url`, `publicToken`: names that say their value is not a secret."""
+    m = _NAME.match(context)
+    if not m:
+        return False
+    name = m.group()
+    lowered = name.lower()
+    if "public" in lowered or "publishable" in lowered:
+        return True
+    if "csrf" in lowered or "xsrf" in lowered:  # anti-forgery tokens are printed into every page served
+        return True
+    words = _CODE_WORD.findall(name)
+    return bool(words) and words[-1].lower() in _NOT_SECRET_LAST_WORD
 
 
 def is_uuid(value: str) -> bool:
@@ -104,7 +172,7 @@ def is_integrity_string(text: str, start: int) -> bool:
     return bool(_INTEGRITY.match(text, max(0, start - 7), start)) or bool(_INTEGRITY.match(text, start))
 
 
-_LOWERCASE_PATH = re.compile(r"(?:/[a-z0-9_.~-]+){2,}/?")
+_LOWERCASE_PATH = LazyRegex(r"(?:/[a-z0-9_.~-]+){2,}/?")
 
 
 def looks_like_path(value: str) -> bool:
@@ -113,7 +181,7 @@ def looks_like_path(value: str) -> bool:
 
 
 #: A word in a name, a little looser than `_SEGMENT`: `Ed` of Ed25519, a final capital (`TokenW`).
-_CODE_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+_CODE_WORD = LazyRegex(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 #: Letter pairs that (almost) never occur inside words: fewer than 40 times among the 4.6 million letter pairs
 #: of the words in CPython 3.11's standard library sources (names, comments and docstrings; its tests excluded;
 #: words split at capitals, lower-cased). Random letters land on one about one pair in five.
@@ -166,12 +234,12 @@ def inside_base64_payload(text: str, start: int, lookback: int = 4096) -> bool:
 
 # -- filters found on real text (site-packages: code and docs no one here wrote; see docs/detection.md) --
 
-_CODE_SEPARATORS = re.compile(r"[._\-/:=+]")
+_CODE_SEPARATORS = LazyRegex(r"[._\-/:=+]")
 #: A name's word shape; a lone capital before a capitalised word is a word too (`OAuthToken`, `CohereV2Chat`).
-_CODE_SEGMENT = re.compile(r"[A-Z]?(?:[A-Z]?[a-z]+|[A-Z]{2,}(?![a-z])|[A-Z](?=[A-Z][a-z]))+[A-Z]?|[A-Z]")
-_DIGIT_RUN = re.compile(r"[0-9]+")
+_CODE_SEGMENT = LazyRegex(r"[A-Z]?(?:[A-Z]?[a-z]+|[A-Z]{2,}(?![a-z])|[A-Z](?=[A-Z][a-z]))+[A-Z]?|[A-Z]")
+_DIGIT_RUN = LazyRegex(r"[0-9]+")
 #: A single letter fused to a number (`x25519`, `H2`, `V2`) names a standard or a version, not a word.
-_LETTER_NUMBER = re.compile(r"(?<![A-Za-z])[A-Za-z](?=[0-9])")
+_LETTER_NUMBER = LazyRegex(r"(?<![A-Za-z])[A-Za-z](?=[0-9])")
 
 
 def looks_like_code(value: str) -> bool:
@@ -206,7 +274,17 @@ def looks_like_code(value: str) -> bool:
     return shaped and reads_as_words(value)
 
 
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
+#: `jjwt-jackson-0.11.2`, `botocore-1.34.0`: a name, then a release number with two or three dots.
+_VERSIONED_NAME = LazyRegex(r"[A-Za-z][A-Za-z0-9_.-]*[A-Za-z][-_]v?[0-9]{1,4}(?:\.[0-9]{1,6}){1,3}")
+
+
+def is_versioned_name(value: str) -> bool:
+    """A package coordinate or file name ending in a version (`io.jsonwebtoken:jjwt-jackson-0.11.2`):
+    random keys do not end in `-<n>.<n>.<n>`."""
+    return bool(_VERSIONED_NAME.fullmatch(value))
+
+
+_TIMESTAMP = LazyRegex(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 
 
 def is_timestamp(value: str) -> bool:
@@ -215,7 +293,7 @@ def is_timestamp(value: str) -> bool:
 
 
 #: Key names of values that are handed back to an API to fetch the next page, not credentials.
-_PAGINATION_KEY = re.compile(r"(?i)next|continuation|cursor|page|marker|input_token|sync_?token|resume")
+_PAGINATION_KEY = LazyRegex(r"(?i)next|continuation|cursor|page|marker|input_token|sync_?token|resume")
 
 
 def is_pagination_key(key: str) -> bool:
@@ -223,7 +301,7 @@ def is_pagination_key(key: str) -> bool:
     return bool(_PAGINATION_KEY.search(key))
 
 
-_ARN = re.compile(r"arn:[a-z0-9-]{1,32}:")
+_ARN = LazyRegex(r"arn:[a-z0-9-]{1,32}:")
 
 
 def inside_arn(text: str, start: int) -> bool:
@@ -236,7 +314,7 @@ def inside_arn(text: str, start: int) -> bool:
 
 
 #: Documentation marks an example: the word "example", "e.g.", a doctest prompt, printed output.
-_DOC_EXAMPLE = re.compile(r"(?i)(?<![\w.])(?:for\s+)?examples?(?![\w.])|\be\.g\.|>>>|^\s*#>", re.M)
+_DOC_EXAMPLE = LazyRegex(r"(?i)(?<![\w.])(?:for\s+)?examples?(?![\w.])|\be\.g\.|>>>|^\s*#>", re.M)
 _DOC_WINDOW = 300
 
 

@@ -14,6 +14,8 @@ import json
 import re
 import urllib.parse
 
+from .lazy_regex import LazyRegex
+
 #: Registering a shorter value would redact ordinary words; refuse it loudly instead.
 MIN_SECRET_LENGTH = 6
 #: Encoded forms shorter than this are not matched (too many coincidental hits).
@@ -103,7 +105,7 @@ def separated_pattern(secret: str) -> str | None:
 #: Separated forms are looked for where at least this many characters in a row are each followed by
 #: separators (a value of MIN_SEPARATED_LENGTH characters has one fewer gaps than characters).
 SEPARATED_GATE = MIN_SEPARATED_LENGTH - 2
-SEPARATED_GATE_RE = re.compile(rf"(?:.{SEPARATOR}{{1,{SEPARATOR_REPEAT}}}){{{SEPARATED_GATE}}}")
+SEPARATED_GATE_RE = LazyRegex(rf"(?:.{SEPARATOR}{{1,{SEPARATOR_REPEAT}}}){{{SEPARATED_GATE}}}")
 #: Where Hyperscan sends the exact `re` gate (over the one-byte-per-character projection, zero-width and
 #: all non-ASCII characters as 0x80): runs of single characters between whitespace, any single character
 #: coloured on its own by ANSI codes, any one-character item of a printed list. Cheaper than the exact

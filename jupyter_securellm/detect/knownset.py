@@ -30,6 +30,7 @@ from functools import lru_cache
 
 from . import known as known_mod
 from .backends import merge_windows, project
+from .lazy_regex import LazyRegex
 
 #: q-gram length, shortest indexed run, and sampling stride in the text (see the module docstring).
 Q = 8
@@ -52,15 +53,15 @@ _OFF_MASK = (1 << _OFF_BITS) - 1
 _GATE_PY = known_mod.SEPARATED_GATE_RE
 _GATE_HS = known_mod.SEPARATED_GATE_HS
 _GATE_WIDTH = known_mod.SEPARATED_GATE_WIDTH
-_SEP_RX = re.compile(known_mod.SEPARATOR)
+_SEP_RX = LazyRegex(known_mod.SEPARATOR)
 #: One separator unit and the trailing stretch of a separated form, both read backwards from the end of a
 #: stream buffer (optional separators, then single characters each followed by separators, then maybe one
 #: more character).
 _REV_UNIT = rf"""(?:\s|[{known_mod.ZERO_WIDTH}]|m[0-9;]{{0,16}}\[\x1b|['"]\\{{0,3}}(?:\s|[nrt]\\{{1,2}}){{0,8}},['"]\\{{0,3}})"""
-_REV_STRETCH = re.compile(rf"{_REV_UNIT}*(?:.{_REV_UNIT}+)*.?", re.S)
+_REV_STRETCH = LazyRegex(rf"{_REV_UNIT}*(?:.{_REV_UNIT}+)*.?", re.S)
 #: a separator cut short by the end of the buffer (`\x1b[3`, `', `), read backwards
 #: (an escape or an escaped quote cut after its backslashes, too)
-_REV_PARTIAL = re.compile(
+_REV_PARTIAL = LazyRegex(
     r"""(?:[0-9;]{0,16}\[\x1b|\x1b|\\{0,3}(?:\s|[nrt]\\{1,2}){0,8},['"]\\{0,3}|['"]\\{0,3}|\\{1,3})?"""
 )
 

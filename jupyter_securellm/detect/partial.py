@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from .lazy_regex import LazyRegex
 from .rules import LOOKAROUND_MARGIN
 
 _ASCII = [chr(i) for i in range(128)]
@@ -25,20 +26,27 @@ class Alphabet:
     __slots__ = ("ascii", "non_ascii", "_outside")
 
     def __init__(self, ascii_chars=(), non_ascii=False):
-        import re as _re
-
         self.ascii = frozenset(ascii_chars)
         self.non_ascii = non_ascii
-        outside = "".join(_re.escape(ch) for ch in _ASCII if ch not in self.ascii)
-        if not non_ascii:
-            outside += "\\x80-\\U0010ffff"
-        self._outside = _re.compile(f"[{outside}]") if outside else None
+        self._outside = None  # compiled on first use: few detectors ever need it
+
+    def _outside_rx(self):
+        if self._outside is None:
+            members = "".join(re.escape(ch) for ch in sorted(self.ascii))
+            if self.non_ascii:
+                outside = "".join(re.escape(ch) for ch in _ASCII if ch not in self.ascii)
+                self._outside = re.compile(f"[{outside}]") if outside else False
+            else:
+                # a negated class, not a range up to U+10FFFF: `re` compiles that in microseconds, not ms
+                self._outside = re.compile(f"[^{members}]") if members else re.compile("(?s:.)")
+        return self._outside
 
     def tail_start(self, reversed_buf: str, n: int, floor: int) -> int:
         """Start of the longest suffix (not before `floor`) made only of alphabet characters."""
-        if self._outside is None:
+        rx = self._outside_rx()
+        if rx is False:
             return floor
-        m = self._outside.search(reversed_buf, 0, n - floor)
+        m = rx.search(reversed_buf, 0, n - floor)
         return floor if m is None else n - m.start()
 
 
@@ -57,7 +65,11 @@ def _category_chars(cat) -> set[str]:
     return {ch for ch in _ASCII if test(ch)} if test else set(_ASCII)
 
 
-def pattern_alphabet(pattern: str, flags: int = 0) -> Alphabet:
+def _cased(chars: set[str], icase: bool) -> set[str]:
+    return {x for ch in chars for x in (ch, ch.lower(), ch.upper())} if icase else set(chars)
+
+
+def pattern_alphabet(pattern: str, flags: int = 0, parsed=None) -> Alphabet:
     """Superset of the characters `pattern` (compiled with re.ASCII) can consume in a match."""
     import re as _re
     from re import _constants as c  # type: ignore[attr-defined]
@@ -79,12 +91,17 @@ def pattern_alphabet(pattern: str, flags: int = 0) -> Alphabet:
         for op, av in sub:
             if op is c.LITERAL:
                 add(chr(av), icase)
-            elif op in (c.NOT_LITERAL, c.ANY):
+            elif op is c.ANY:
                 chars.update(_ASCII)
+                non_ascii = True
+            elif op is c.NOT_LITERAL:
+                # every character but this one (in both cases under IGNORECASE), and any non-ASCII one
+                chars.update(set(_ASCII) - _cased({chr(av)}, icase))
                 non_ascii = True
             elif op is c.IN:
                 members: set[str] = set()
                 negate = False
+                wide = False
                 for iop, iav in av:
                     if iop is c.NEGATE:
                         negate = True
@@ -92,14 +109,19 @@ def pattern_alphabet(pattern: str, flags: int = 0) -> Alphabet:
                         members.add(chr(iav))
                     elif iop is c.RANGE:
                         members.update(chr(x) for x in range(iav[0], min(iav[1], 127) + 1))
-                        if iav[1] > 127:
-                            non_ascii = True
+                        wide = wide or iav[1] > 127
                     elif iop is c.CATEGORY:
                         members |= _category_chars(iav)
+                    else:  # an item this walk does not know: assume the class takes anything
+                        members, negate, wide = set(), True, True
+                        break
                 if negate:
-                    chars.update(_ASCII)  # conservative: a negated class may consume almost anything
+                    # what the class excludes is excluded for good: `[^\s"']` never consumes a space,
+                    # so a partial match of it cannot reach back over one
+                    chars.update(set(_ASCII) - _cased(members, icase))
                     non_ascii = True
                 else:
+                    non_ascii = non_ascii or wide
                     for ch in members:
                         add(ch, icase)
             elif op is c.BRANCH:
@@ -117,15 +139,21 @@ def pattern_alphabet(pattern: str, flags: int = 0) -> Alphabet:
                 walk(av[1], icase)
                 if av[2]:
                     walk(av[2], icase)
-            # ASSERT / ASSERT_NOT / AT / GROUPREF consume nothing new
+            elif op in (c.ASSERT, c.ASSERT_NOT) and av[0] == 1:
+                # a lookahead reads characters it does not consume, and a partial match may end inside
+                # one (`regex` reports the match as partial there), so they belong to the tail too
+                walk(av[1], icase)
+            # lookbehinds read only what the match has already passed (or what precedes it); AT and
+            # GROUPREF (the same characters as its group) add nothing
 
-    parsed = _parser.parse(pattern, flags)
+    if parsed is None:
+        parsed = _parser.parse(pattern, flags)
     walk(parsed, bool(parsed.state.flags & _re.IGNORECASE))
     return Alphabet(chars, non_ascii)
 
 
-def pattern_first_chars(pattern: str, flags: int = 0) -> re.Pattern | None:
-    """A character class of what a match of `pattern` can start with (None: could be anything)."""
+def pattern_first_set(pattern: str, flags: int = 0, parsed=None) -> frozenset[str] | None:
+    """The characters a match of `pattern` can start with (None: could be anything)."""
     from re import _constants as c  # type: ignore[attr-defined]
     from re import _parser  # type: ignore[attr-defined]
 
@@ -177,112 +205,213 @@ def pattern_first_chars(pattern: str, flags: int = 0) -> re.Pattern | None:
         return out, True
 
     try:
-        parsed = _parser.parse(pattern, flags)
+        if parsed is None:
+            parsed = _parser.parse(pattern, flags)
         chars, empty = first(parsed, bool(parsed.state.flags & re.IGNORECASE))
     except _Any:
         return None
     if empty or not chars:
         return None
+    return frozenset(chars)
+
+
+def pattern_first_chars(pattern: str, flags: int = 0) -> re.Pattern | None:
+    """A character class of what a match of `pattern` can start with (None: could be anything)."""
+    chars = pattern_first_set(pattern, flags)
+    if chars is None:
+        return None
     return re.compile("[" + "".join(re.escape(ch) for ch in sorted(chars)) + "]")
 
 
 class Detector:
-    __slots__ = ("rx", "alphabet", "width", "first")
+    """One rule's stream detector: its alphabet and first characters (read from the parse tree, cheap)
+    and its `regex` pattern for partial matching, compiled the first time a tail gets past the other two."""
 
-    def __init__(self, rx, alphabet: Alphabet, width: int, first: re.Pattern | None = None):
-        self.rx, self.alphabet, self.width, self.first = rx, alphabet, width, first
+    __slots__ = ("pattern", "_rx", "alphabet", "width", "first", "first_set")
+
+    def __init__(self, pattern: str, alphabet: Alphabet, width: int, first_set: frozenset[str] | None = None):
+        self.pattern, self.alphabet, self.width, self.first_set = pattern, alphabet, width, first_set
+        self._rx = None
+        self.first = (
+            None
+            if first_set is None
+            else re.compile("[" + "".join(re.escape(ch) for ch in sorted(first_set)) + "]")
+        )
+
+    @property
+    def rx(self):
+        if self._rx is None:
+            import regex
+
+            self._rx = regex.compile(self.pattern, regex.ASCII | regex.VERSION0)
+        return self._rx
+
+
+_LAZY_QUANTIFIER = LazyRegex(r"(?<!\\)([*+?]|\{\d*,?\d*\})\?")
+
+
+def greedy_pattern(pattern: str, flags: int = 0) -> str:
+    """`pattern` with its lazy quantifiers made greedy, if that is all the rewrite changes.
+
+    Whether a match from a position can still reach the end of the buffer does not depend on the order
+    in which a quantifier tries its counts, but the `regex` module misses partial matches of a lazy
+    quantifier followed by a lookbehind that fails at the end (`a.{0,40}?(?<![a-z])[0-9]` on `abc`: no
+    partial match; greedy: partial). The rewrite is textual, so it is kept only when `re`'s parse of it
+    equals the original's with every MIN_REPEAT read as MAX_REPEAT (a `?` inside a class stays as it is).
+    """
+    from re import _parser  # type: ignore[attr-defined]
+
+    greedy = _LAZY_QUANTIFIER.sub(r"\1", pattern)
+    if greedy == pattern:
+        return pattern
+    try:
+        want = str(_parser.parse(pattern, flags).data).replace("MIN_REPEAT", "MAX_REPEAT")
+        got = str(_parser.parse(greedy, flags).data)
+    except re.error:
+        return pattern
+    return greedy if got == want else pattern
 
 
 def rule_detectors(rules) -> list[Detector]:
     """Partial-match detectors for a rule set (`RuleSet.partial_detectors` builds them once and keeps them)."""
-    import regex
-
     return [
         Detector(
-            regex.compile(r.pattern, regex.ASCII | regex.VERSION0),
-            pattern_alphabet(r.pattern, re.ASCII),
+            greedy_pattern(r.pattern, re.ASCII),
+            pattern_alphabet(r.pattern, re.ASCII, r.parsed),
             r.max_width,
-            pattern_first_chars(r.pattern, re.ASCII),
+            pattern_first_set(r.pattern, re.ASCII, r.parsed),
         )
         for r in rules
     ]
 
 
-#: How far back `_partial_start` walks character by character before falling back to per-detector regexes.
+#: How far back `partial_start` walks character by character before falling back to per-detector regexes.
 _WALK_LIMIT = 256
 
 
 class DetectorSet:
-    """The detectors of one rule set, with per-character bitmasks of which alphabets admit each character."""
+    """The detectors of one rule set, with per-character bitmasks: which alphabets admit each character,
+    and which detectors' matches can start with it."""
 
-    __slots__ = ("detectors", "masks", "non_ascii_mask", "all_mask")
+    __slots__ = ("detectors", "masks", "non_ascii_masks", "all_mask")
 
     def __init__(self, detectors: list[Detector]):
         self.detectors = detectors
-        self.masks = {ch: 0 for ch in _ASCII}
-        self.non_ascii_mask = 0
+        alpha = {ch: 0 for ch in _ASCII}
+        first = {ch: 0 for ch in _ASCII}
+        alpha_wide = first_wide = 0
         for i, det in enumerate(detectors):
             bit = 1 << i
             for ch in det.alphabet.ascii:
-                self.masks[ch] |= bit
+                alpha[ch] |= bit
             if det.alphabet.non_ascii:
-                self.non_ascii_mask |= bit
+                alpha_wide |= bit
+            if det.first_set is None:  # could start anywhere
+                for ch in _ASCII:
+                    first[ch] |= bit
+                first_wide |= bit
+            else:
+                for ch in det.first_set:
+                    if ch < "\x80":
+                        first[ch] |= bit
+                    else:
+                        first_wide |= bit
+        #: character -> (detectors whose alphabet admits it, detectors whose match can start with it)
+        self.masks = {ch: (alpha[ch], first[ch]) for ch in _ASCII}
+        self.non_ascii_masks = (alpha_wide, first_wide)
         self.all_mask = (1 << len(detectors)) - 1
 
 
+def _bits(mask: int):
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
 def partial_start(ds: DetectorSet, buf: str, start: int) -> int:
-    """Earliest index >= start where a match could begin and not be finished by the end of `buf`."""
+    """Earliest index >= start where a match could begin and not be finished by the end of `buf`.
+
+    The answer is the earliest start over all detectors. One walk back over the tail, character by
+    character, drops each detector at the first character its alphabet refuses (that character bounds
+    where its partial match could start; most detectors drop at once) and keeps only detectors whose tail
+    holds a character their match can start with. The survivors are tried widest tail first with the
+    `regex` module's partial matching, and a detector whose tail begins at or after the hold found so
+    far is not tried at all.
+    """
     n = len(buf)
-    # Walk back over the tail once, dropping each detector at the first character its alphabet refuses:
-    # that character bounds where its partial match could start. Most detectors drop at once.
-    tails: dict[int, int] = {}
+    if n <= start:
+        return n
+    masks = ds.masks
+    wide_masks = ds.non_ascii_masks
+    none = (0, 0)
     alive = ds.all_mask
-    masks, non_ascii = ds.masks, ds.non_ascii_mask
+    seen = 0  # detectors with a possible first character in buf[i:]
+    groups = []  # (i, detectors whose tail is exactly buf[i:] and holds a possible first character)
     i = n
     stop = max(start, n - _WALK_LIMIT)
     while alive and i > stop:
         ch = buf[i - 1]
-        m = masks.get(ch, 0) if ch < "\x80" else non_ascii
-        dead = alive & ~m
+        alpha, first = masks.get(ch, none) if ch < "\x80" else wide_masks
+        dead = alive & ~alpha
         if dead:
-            alive &= m
-            while dead:
-                low = dead & -dead
-                tails[low.bit_length() - 1] = i
-                dead ^= low
+            alive &= alpha
+            dead &= seen
+            if dead:
+                groups.append((i, dead))
+        seen |= first
         i -= 1
-    hold = n
-    rev = None
     dets = ds.detectors
-    # detectors that dropped out at the very last character cannot be mid-match; the rest are candidates
-    candidates = [k for k, t in tails.items() if t < n]
-    rest = alive
-    while rest:
-        low = rest & -rest
-        candidates.append(low.bit_length() - 1)
-        rest ^= low
-    for k in candidates:
-        det = dets[k]
-        floor = max(start, n - det.width)
-        if k in tails:
-            pos = max(tails[k], floor)
-        elif i <= floor:
-            pos = floor  # walked past this detector's reach: every position down to its floor is possible
-        else:
-            if rev is None:
-                rev = buf[::-1]
-            pos = det.alphabet.tail_start(rev, n, floor)
-        if det.first is not None:
-            f = det.first.search(buf, pos, hold)
-            if f is None:
-                continue
-            pos = f.start()
-        while pos < hold:
-            m = det.rx.search(buf, pos, partial=True)
-            if m is None:
+    hold = n
+    if alive:
+        # Detectors that never dropped: their tails reach back to (or past) where the walk stopped.
+        if i <= start:
+            alive &= seen  # the walk covered all of buf[start:]
+        spans = []
+        rev = None
+        for k in _bits(alive):
+            det = dets[k]
+            floor = max(start, n - det.width)
+            if i <= floor:
+                spans.append((floor, k))  # walked past its reach: every position down to its floor is possible
+            else:
+                if rev is None:
+                    rev = buf[::-1]
+                spans.append((det.alphabet.tail_start(rev, n, floor), k))
+        spans.sort()
+        for pos, k in spans:
+            if pos >= hold:
                 break
-            if m.partial or m.end() >= n - LOOKAROUND_MARGIN:
-                hold = min(hold, m.start())
-                break
-            pos = m.start() + 1
+            hold = _earliest(dets[k], buf, pos, hold, n)
+    for t, group in reversed(groups):  # widest tails first
+        if t >= hold:
+            break
+        for k in _bits(group):
+            det = dets[k]
+            pos = max(t, n - det.width)
+            if pos < hold:
+                hold = _earliest(det, buf, pos, hold, n)
+    return hold
+
+
+def _earliest(det: Detector, buf: str, pos: int, hold: int, n: int) -> int:
+    """min(hold, where `det`'s first match in progress at the end of `buf`, starting at >= pos, begins)."""
+    if det.first is not None:
+        f = det.first.search(buf, pos, hold)
+        if f is None:
+            return hold
+        pos = f.start()
+    rx = det.rx
+    while pos < hold:
+        m = rx.search(buf, pos, partial=True)
+        if m is None:
+            break
+        if m.partial or m.end() >= n - LOOKAROUND_MARGIN:
+            return min(hold, m.start())
+        # `regex` prefers a complete match to one in progress, so a short complete match can hide a longer
+        # one still arriving (a PEM body matched without the END line it is in the middle of): ask whether
+        # a match from here can reach the end
+        if rx.fullmatch(buf, m.start(), partial=True) is not None:
+            return min(hold, m.start())
+        pos = m.start() + 1
     return hold

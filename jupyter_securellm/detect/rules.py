@@ -5,18 +5,19 @@ rule's own true- and false-positive examples.
 """
 from __future__ import annotations
 
+import json
+import os
 import random
 import re
 import string
 import sys
+import zlib
 from dataclasses import InitVar, dataclass
 from functools import cached_property, lru_cache
-from importlib import resources
+from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from .cache import cache_dir
+from .lazy_regex import LazyRegex
 
 #: Characters a rule's lookaround may inspect beyond its match; windows keep this much extra context.
 LOOKAROUND_MARGIN = 16
@@ -38,7 +39,7 @@ CHARSETS = {
     "upan": string.ascii_uppercase + string.digits,
 }
 
-TEMPLATE_SLOT = re.compile(r"\{\{(\w+):(\d+)\}\}")
+TEMPLATE_SLOT = LazyRegex(r"\{\{(\w+):(\d+)\}\}")
 
 
 class RuleError(ValueError):
@@ -58,6 +59,9 @@ class Rule:
     min_classes: int = 0
     #: drop matches shaped like code (`filters.looks_like_code`), for short shapes that names can take
     reject_code: bool = False
+    #: digit groups between dashes are account and user ids (`xoxb-<team>-<user>-...`): the mask check
+    #: (a run of one character) looks at the rest only, since an id such as 511111111 is a number, not a mask
+    numeric_ids: bool = False
     tp: tuple[str, ...] = ()
     fp: tuple[str, ...] = ()
     #: False for the bundled rules (checked by the test suite): their patterns compile on first use, so
@@ -81,8 +85,19 @@ class Rule:
             raise RuleError(f"rule {self.id!r}: invalid pattern: {exc}") from None
 
     @cached_property
+    def parsed(self):
+        """The pattern's parse tree (`re`'s own parser): its width and, for streams, its alphabet and
+        first characters are read from it without compiling anything."""
+        from re import _parser  # type: ignore[attr-defined]
+
+        try:
+            return _parser.parse(self.pattern, re.ASCII)
+        except re.error as exc:
+            raise RuleError(f"rule {self.id!r}: invalid pattern: {exc}") from None
+
+    @cached_property
     def max_width(self) -> int:
-        width = _max_width(self.regex)
+        width = self.parsed.getwidth()[1]
         if width > MAX_RULE_WIDTH:
             raise RuleError(f"rule {self.id!r}: pattern is unbounded or longer than {MAX_RULE_WIDTH} chars")
         return width
@@ -92,20 +107,12 @@ class Rule:
         return tuple(re.compile(a, re.ASCII) for a in self.allowlist)
 
     def secret_span(self, m: re.Match) -> tuple[int, int]:
-        """The reported part of a match: the `secret` (or `secret2`) group, else the whole match."""
+        """The reported part of a match: the `secret` (or `secret2`, `secret3`) group, else the whole match."""
         gi = self.regex.groupindex
-        for name in ("secret", "secret2"):
+        for name in ("secret", "secret2", "secret3"):
             if name in gi and m.group(name) is not None:
                 return m.span(name)
         return m.span()
-
-
-def _max_width(rx: re.Pattern) -> int:
-    try:  # Python 3.11+
-        from re import _parser as sre_parse  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover
-        import sre_parse  # type: ignore[no-redef]
-    return sre_parse.parse(rx.pattern, rx.flags).getwidth()[1]
 
 
 def expand_template(template: str, rng: random.Random | None = None) -> str:
@@ -125,9 +132,7 @@ def load_rules(text: str | None = None, *, validate: bool = True) -> tuple[Rule,
     With `validate` (the default), every pattern is compiled and checked now, so a bad rule fails here
     with a `RuleError` naming it.
     """
-    if text is None:
-        text = resources.files(__package__).joinpath("rules.toml").read_text(encoding="utf-8")
-    data = tomllib.loads(text)
+    data = _parse_toml(text) if text is not None else _parse_cached(_bundled_rules_text())
     rules = []
     seen = set()
     for raw in data.get("rule", []):
@@ -147,12 +152,56 @@ def load_rules(text: str | None = None, *, validate: bool = True) -> tuple[Rule,
                 allowlist=tuple(raw.get("allowlist", ())),
                 min_classes=int(raw.get("min_classes", 0)),
                 reject_code=bool(raw.get("reject_code", False)),
+                numeric_ids=bool(raw.get("numeric_ids", False)),
                 tp=tuple(raw.get("tp", ())),
                 fp=tuple(raw.get("fp", ())),
                 validate=validate,
             )
         )
     return tuple(rules)
+
+
+def _parse_toml(text: str) -> dict:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    return tomllib.loads(text)
+
+
+def _bundled_rules_text() -> str:
+    path = Path(__file__).with_name("rules.toml")
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:  # pragma: no cover - installed inside a zip: ask the import system
+        from importlib import resources
+
+        return resources.files(__package__).joinpath("rules.toml").read_text(encoding="utf-8")
+
+
+def _parse_cached(text: str) -> dict:
+    """`tomllib.loads(text)`, kept as JSON in the user's cache beside the Hyperscan database.
+
+    tomllib is pure Python: importing it and parsing the bundled rules took ~10 ms of every
+    `%load_ext`. The cache holds the whole source it was parsed from and is used only when that equals
+    `text`, so an edited or upgraded rules file is never served stale rules.
+    """
+    path = cache_dir() / f"rules-toml-{zlib.crc32(text.encode('utf-8')):08x}.json"
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached.get("source") == text:
+            return cached["data"]
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass  # missing, unreadable or not ours: parse
+    data = _parse_toml(text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"source": text, "data": data}), encoding="utf-8")
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError):
+        pass  # read-only home, or a value JSON cannot hold: parse again next time
+    return data
 
 
 @lru_cache(maxsize=1)

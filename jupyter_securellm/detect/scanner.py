@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
@@ -12,7 +11,9 @@ from typing import Iterable
 from . import filters
 from . import known as known_mod
 from .backends import merge_windows, project
+from .digest import sha256
 from .knownset import KnownSecrets
+from .lazy_regex import LazyRegex
 from .rules import LOOKAROUND_MARGIN, Rule
 from .ruleset import RuleSet, as_ruleset
 
@@ -21,7 +22,7 @@ _FP_SALT = b"jupyter-securellm/fingerprint/v1\0"
 
 def fingerprint(secret: str) -> str:
     """Stable, salted digest of a secret: same value, same fingerprint (baselines store these, never values)."""
-    return hashlib.sha256(_FP_SALT + secret.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return sha256(_FP_SALT + secret.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def hyperscan_available() -> bool:
     return True
 
 
-_B64_RUN = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}|[A-Za-z0-9_-]{24,}={0,2}")
+_B64_RUN = LazyRegex(r"[A-Za-z0-9+/]{24,}={0,2}|[A-Za-z0-9_-]{24,}={0,2}")
 _MAX_DECODE_RUN = 1 << 20
 _MIN_RUN = 24
 #: Maps every base64/base64url alphabet byte to b"a" and everything else to b" ", so runs are found with
@@ -65,7 +66,7 @@ _RUN_TABLE = bytes(
     ord("a") if chr(b) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-" else ord(" ")
     for b in range(256)
 )
-_NON_PRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
+_NON_PRINTABLE = LazyRegex(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
 
 
 def base64_runs(text: str):
@@ -207,28 +208,36 @@ class Scanner:
     @staticmethod
     def _keep(rule: Rule, text: str, m: re.Match, s: int, e: int) -> bool:
         secret = text[s:e]
-        if filters.shannon_entropy(secret) < filters.entropy_threshold(rule.entropy, secret):
+        # ids are numbers, not randomness: entropy and the mask check look at the rest (`Rule.numeric_ids`)
+        masked = filters.without_id_groups(secret) if rule.numeric_ids else secret
+        if filters.shannon_entropy(masked) < filters.entropy_threshold(rule.entropy, masked):
             return False
         if rule.min_classes and filters.char_classes(secret) < rule.min_classes:
             return False
         if any(a.search(secret) for a in rule.allow_regexes):
             return False
-        if filters.is_placeholder(secret, loose_shape=rule.loose_shape):
+        if filters.is_placeholder(masked, loose_shape=rule.loose_shape):
             return False
-        if filters.inside_base64_payload(text, m.start()):
+        if rule.numeric_ids and filters.typed_ids(secret):
+            return False
+        if filters.inside_base64_payload(text, m.start()) or filters.followed_by_mask(text, e):
             return False
         if rule.generic:
             if filters.looks_like_identifier(secret) or filters.is_uuid(secret) or filters.looks_like_path(secret):
                 return False
             if filters.looks_like_hash(secret, text[m.start() : s]) or filters.is_integrity_string(text, s):
                 return False
+            if filters.typed_sequence(secret) or filters.typed_ids(secret, min_digits=2):
+                return False
         if rule.reject_code and filters.looks_like_code(secret):
             return False
         if rule.generic or rule.loose_shape:
             # the shape proves little: what real code and docs put in such places (see docs/detection.md)
-            if filters.looks_like_code(secret) or filters.is_timestamp(secret):
+            if filters.looks_like_code(secret) or filters.is_timestamp(secret) or filters.is_versioned_name(secret):
                 return False
             if filters.is_pagination_key(text[m.start() : s]) or filters.inside_arn(text, s):
+                return False
+            if rule.generic and filters.is_non_secret_key(text[m.start() : s]):
                 return False
             if filters.in_documentation_example(text, m.start()):
                 return False

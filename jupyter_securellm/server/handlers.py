@@ -175,8 +175,15 @@ class ChatCompletionsHandler(BaseHandler):
 
 
 def _event(obj) -> bytes:
-    """One SSE event, serialised once (json.dumps is ASCII-only, so the encode is a copy)."""
-    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+    """One SSE event, serialised once, compact (no spaces: ~10 % fewer bytes to send and to parse).
+
+    A prebuilt encoder: `json.dumps` with any non-default argument builds a new encoder per call.
+    ASCII-only output, so the encode is a copy.
+    """
+    return b"data: " + _ENCODE(obj).encode() + b"\n\n"
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class _SSEWriter:

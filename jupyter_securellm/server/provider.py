@@ -13,7 +13,7 @@ import asyncio
 import os
 import threading
 
-from .egress import EgressGuard, EgressViolation, egress_scope, host_allowed
+from .egress import _SCOPE, EgressGuard, EgressViolation, egress_scope, host_allowed
 from .errors import BrokerError
 
 _litellm = None
@@ -264,8 +264,12 @@ class _ScopedStream:
     async def __anext__(self):
         if self._it is None:
             self._it = self._resp.__aiter__()
-        with egress_scope(self.guard):
+        # egress_scope without its generator per chunk (the hooks were installed by the call itself)
+        token = _SCOPE.set(self.guard)
+        try:
             return await self._it.__anext__()
+        finally:
+            _SCOPE.reset(token)
 
     async def aclose(self):
         close = getattr(self._resp, "aclose", None)

@@ -1,10 +1,10 @@
 """The answer side: redaction of whole answers and of streams, chunk by chunk.
 
-Streamed text fields (`STREAMED_KEYS`) each get their own StreamRedactor per choice (tool-call
-arguments and reasoning included), so a secret split over chunks is caught; every other string of
-a chunk (id, model, role...) is redacted like a whole answer, with a per-stream memo of strings
-already found clean. A stream that ends without finish_reason still releases what the redactors
-held back, redacted.
+Streamed text fields (`STREAMED_KEYS` inside a choice's `delta`) each get their own StreamRedactor per
+choice (tool-call arguments and reasoning included), so a secret split over chunks is caught; every other
+string of a chunk (id, model, role, and a streamed-looking name outside the delta) is redacted like a
+whole answer, with a per-stream memo of strings already found clean. One walk per chunk does both. A
+stream that ends without finish_reason still releases what the redactors held back, redacted.
 """
 from __future__ import annotations
 
@@ -23,15 +23,23 @@ class AnswerRedactor:
         self.log = log
 
     def redact_obj(self, obj, skip_content: bool = False, clean: "_CleanStrings | None" = None):
-        """Redact every string in a JSON-like object (delta content is stream-redacted instead).
+        """Redact every string in a JSON-like object; with `skip_content`, a stream chunk whose delta
+        text fields the StreamRedactors have already handled (every other string is redacted here).
 
         Fast path: one scan over all the strings joined; only when it finds something is each
         string redacted on its own (the join can only add matches, never hide one). A stream passes
         `clean`, the strings already found clean in its earlier chunks with the same set of known
         secrets: only the new ones are scanned. The result is the same as redacting each string.
         """
-        strings = []
-        _collect(obj, strings, skip_content)
+        strings: list = []
+        if skip_content:
+            _chunk_strings(obj, strings, None)
+        else:
+            _collect(obj, strings)
+        return self._redact_rest(obj, strings, skip_content, clean)
+
+    def _redact_rest(self, obj, strings: list, chunk: bool, clean: "_CleanStrings | None"):
+        """`obj` as it is if `strings` (its strings outside the streamed delta fields) hold no secret."""
         if not strings:
             return obj
         scanner = self.redactor.scanner
@@ -43,7 +51,9 @@ class AnswerRedactor:
             if clean is not None:
                 clean.add(strings)
             return obj
-        return redact_json(obj, self.redactor.redact, skip_keys=STREAMED_KEYS if skip_content else frozenset())
+        if chunk:
+            return _redact_chunk(obj, self.redactor.redact)
+        return redact_json(obj, self.redactor.redact)
 
     async def stream(self, resp, alias: str, timeout: float) -> AsyncIterator[dict]:
         """Redacted chunks of a litellm stream; provider failures become one BrokerError."""
@@ -59,14 +69,9 @@ class AnswerRedactor:
                     break
                 d = chunk.model_dump()
                 last = d
-                for choice in d.get("choices") or []:
-                    idx = choice.get("index", 0)
-                    delta = choice.get("delta") or {}
-                    fields.feed(idx, delta)
-                    if choice.get("finish_reason"):
-                        fields.flush_into(idx, delta)
-                        choice["delta"] = delta
-                yield self.redact_obj(d, skip_content=True, clean=clean)
+                strings: list = []  # one walk: streamed delta fields fed, every other string collected
+                _chunk_strings(d, strings, fields)
+                yield self._redact_rest(d, strings, True, clean)
         except Exception as exc:  # noqa: BLE001
             if isinstance(exc, BrokerError):
                 raise
@@ -141,24 +146,54 @@ class _DeltaStreams:
     def choices(self) -> list[int]:
         return sorted({k[0] for k in self._streams})
 
-    def feed(self, idx: int, delta: dict) -> None:
-        self._walk(idx, delta, ())
+    def feed(self, idx: int, delta: dict, others: list | None = None) -> None:
+        """Stream-redact the text fields of `delta` in place; append every other string to `others`."""
+        self._walk(idx, delta, (), others)
 
-    def _walk(self, idx, obj, path):
+    def _walk(self, idx, obj, path, others):
         if isinstance(obj, dict):
             for k, v in obj.items():
-                if isinstance(v, str) and k in STREAMED_KEYS:
-                    key = (idx, path + (k,))
-                    sr = self._streams.get(key)
-                    if sr is None:
-                        sr = self._streams[key] = self._redactor.stream()
-                    obj[k] = sr.feed(v)
+                if v is None:  # most delta fields, in every chunk
+                    continue
+                if isinstance(v, str):
+                    if k in STREAMED_KEYS:
+                        key = (idx, path + (k,))
+                        sr = self._streams.get(key)
+                        if sr is None:
+                            sr = self._streams[key] = self._redactor.stream()
+                        obj[k] = sr.feed(v)
+                    elif others is not None:
+                        others.append(v)
                 elif isinstance(v, (dict, list)):
-                    self._walk(idx, v, path + (k,))
+                    self._walk(idx, v, path + (k,), others)
+                elif others is not None:
+                    _collect(v, others)
         elif isinstance(obj, list):
             for pos, v in enumerate(obj):
-                tag = v.get("index", pos) if isinstance(v, dict) else pos
-                self._walk(idx, v, path + (("#", tag),))
+                if isinstance(v, (dict, list)):
+                    tag = v.get("index", pos) if isinstance(v, dict) else pos
+                    self._walk(idx, v, path + (("#", tag),), others)
+                elif others is not None:  # a string item is no streamed field: redacted whole
+                    _collect(v, others)
+
+    @staticmethod
+    def _walk_rest(obj, out: list) -> None:
+        """The strings of an already fed delta that are not its streamed text fields."""
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if isinstance(v, str):
+                    if k not in STREAMED_KEYS:
+                        out.append(v)
+                elif isinstance(v, (dict, list)):
+                    _DeltaStreams._walk_rest(v, out)
+                elif v is not None:
+                    _collect(v, out)
+        elif isinstance(obj, list):
+            for v in obj:
+                if isinstance(v, (dict, list)):
+                    _DeltaStreams._walk_rest(v, out)
+                else:
+                    _collect(v, out)
 
     def flush_into(self, idx: int, delta: dict) -> None:
         """Append what the choice's redactors hold back to `delta` (at each field's path) and reset them."""
@@ -188,13 +223,69 @@ def _append_at(obj: dict, path: tuple, text: str) -> None:
     cur[leaf] = (cur.get(leaf) or "") + text
 
 
-def _collect(obj, out: list, skip_content: bool, key=None) -> None:
+def _collect(obj, out: list) -> None:
+    """Every string in `obj` (dict values, list and tuple items, and str subclasses)."""
     if isinstance(obj, str):
-        if not (skip_content and key in STREAMED_KEYS):
-            out.append(obj)
+        out.append(obj)
     elif isinstance(obj, dict):
-        for k, v in obj.items():
-            _collect(v, out, skip_content, k)
-    elif isinstance(obj, list):
+        for v in obj.values():
+            if v is not None:
+                _collect(v, out)
+    elif isinstance(obj, (list, tuple)):
         for v in obj:
-            _collect(v, out, skip_content, key)
+            _collect(v, out)
+
+
+def _chunk_strings(d: dict, out: list, fields: "_DeltaStreams | None") -> None:
+    """One walk over a stream chunk: with `fields`, feed each choice's delta text fields to their
+    StreamRedactors (and release what they hold at finish_reason); append every string that is not
+    such a field to `out`, for the whole-string scan. A name in STREAMED_KEYS outside a delta (a
+    choice's `text`, provider fields) is no streamed field: it is collected like any other string."""
+    for k, v in d.items():
+        if v is None:
+            continue
+        if k != "choices" or type(v) is not list:
+            _collect(v, out)
+            continue
+        for choice in v:
+            if type(choice) is not dict:
+                _collect(choice, out)
+                continue
+            idx = choice.get("index", 0)
+            for ck, cv in choice.items():
+                if ck == "delta" and type(cv) is dict:
+                    if fields is not None:
+                        fields.feed(idx, cv, out)
+                    else:  # already fed: collect the rest (redact_obj on a fed chunk)
+                        _DeltaStreams._walk_rest(cv, out)
+                elif cv is not None:
+                    _collect(cv, out)
+            if fields is not None and choice.get("finish_reason"):
+                delta = choice.get("delta")
+                if type(delta) is not dict:
+                    delta = {}
+                fields.flush_into(idx, delta)
+                choice["delta"] = delta
+
+
+def _redact_chunk(obj, redact, in_delta: bool = False, top: bool = True):
+    """A copy of a stream chunk with every string redacted except the delta text fields (already
+    stream-redacted): a string directly under a STREAMED_KEYS name inside a choice's `delta`."""
+    if isinstance(obj, str):
+        return redact(obj) if obj else obj
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if in_delta and k in STREAMED_KEYS and isinstance(v, str):
+                out[k] = v
+            elif top and k == "choices" and isinstance(v, list):
+                out[k] = [{ck: _redact_chunk(cv, redact, ck == "delta", False) for ck, cv in c.items()}
+                          if isinstance(c, dict) else _redact_chunk(c, redact, False, False) for c in v]
+            else:
+                out[k] = _redact_chunk(v, redact, in_delta, False)
+        return out
+    if isinstance(obj, list):
+        return [_redact_chunk(v, redact, in_delta, False) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_redact_chunk(v, redact, in_delta, False) for v in obj)
+    return obj

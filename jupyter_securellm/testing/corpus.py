@@ -55,8 +55,12 @@ def _secret_of(rule: Rule, example: str) -> str | None:
 
 
 def positives(rng: random.Random, rules=None) -> list[Sample]:
+    """Each rule's true-positive examples in each context. An example may hold more than one secret (an AWS
+    access key id beside its secret key): what the other provider rules' patterns match in it is labelled
+    secret too, so a finding there is not counted as a false alarm."""
+    rules = tuple(rules or default_rules())
     out = []
-    for rule in rules or default_rules():
+    for rule in rules:
         for tp in rule.tp:
             for cname, wrap in CONTEXTS.items():
                 line = expand_template(tp, rng)
@@ -64,14 +68,25 @@ def positives(rng: random.Random, rules=None) -> list[Sample]:
                 if secret is None:
                     continue
                 text = wrap(line)
-                if cname in ("json", "notebook"):
-                    # JSON contexts escape the line; look for the secret as it appears after escaping
-                    secret = json.dumps(secret)[1:-1]
-                start = text.find(secret)
-                if start < 0:
+                escape = cname in ("json", "notebook")  # JSON contexts escape the line
+                spans = _locate(text, secret, escape)
+                if not spans:
                     continue
-                out.append(Sample(text, [(start, start + len(secret))], rule.id, cname))
+                for other in rules:
+                    extra = _secret_of(other, line) if other is not rule and not other.generic else None
+                    for a, b in _locate(text, extra, escape) if extra else ():
+                        if not any(a < e and s < b for s, e in spans):
+                            spans.append((a, b))
+                out.append(Sample(text, sorted(spans), rule.id, cname))
     return out
+
+
+def _locate(text: str, secret: str, escape: bool) -> list[tuple[int, int]]:
+    """The first place `secret` occurs in `text` (as it appears after JSON escaping, for JSON contexts)."""
+    if escape:
+        secret = json.dumps(secret)[1:-1]
+    start = text.find(secret)
+    return [(start, start + len(secret))] if start >= 0 else []
 
 
 def _rand(rng: random.Random, chars: str, n: int) -> str:

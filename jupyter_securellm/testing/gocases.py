@@ -271,3 +271,146 @@ def _fields(toks, lo, hi, env):
             out[v] = None
         i = j + 1
     return out
+
+
+@dataclass
+class GoList:
+    """The string examples of one Go function's `tps` / `fps` lists (gitleaks' rule files)."""
+
+    func: str
+    tps: list = field(default_factory=list)  # str (a whole example) or ("sample", identifier, secret)
+    fps: list = field(default_factory=list)
+    skipped: int = 0  # elements generated at run time by Go code (a random secret from a regex): not evaluable
+
+
+_SAMPLE_CALLS = ("utils.GenerateSampleSecrets", "utils.GenerateSampleSecret")
+
+
+def parse_example_lists(src: str) -> list[GoList]:
+    """Every function's `tps`/`fps` assignments: `[]string{...}`, `append(tps, ...)`, and
+    `utils.GenerateSampleSecret(s)(identifier, "<literal secret>")` calls, which gitleaks expands into contexts."""
+    toks = _tokens(src)
+    env = _constants(toks)
+    out: list[GoList] = []
+    cur: GoList | None = None
+    i = 0
+    while i < len(toks):
+        kind, v = toks[i]
+        if kind == "ident" and v == "func" and i + 1 < len(toks) and toks[i + 1][0] == "ident":
+            cur = GoList(toks[i + 1][1])
+            out.append(cur)
+        elif cur and kind == "ident" and v in ("tps", "fps") and i + 1 < len(toks) and toks[i + 1][1] in ("=", ":="):
+            end = _statement_end(toks, i + 2)
+            items, skipped = _list_items(toks[i + 2 : end], env)
+            getattr(cur, v).extend(items)
+            cur.skipped += skipped
+            i = end
+            continue
+        i += 1
+    return [g for g in out if g.tps or g.fps or g.skipped]
+
+
+def _statement_end(toks, j):
+    """End of the expression starting at j: balanced brackets, then the first token that cannot continue it."""
+    depth = 0
+    while j < len(toks):
+        t = toks[j][1]
+        if toks[j][0] == "op" and t in "([{":
+            depth += 1
+        elif toks[j][0] == "op" and t in ")]}":
+            depth -= 1
+            if depth < 0:
+                return j
+            cont = j + 1 < len(toks) and (
+                toks[j + 1][1] in (".", "...", "+", "(", "[", "{") or (t == "]" and toks[j + 1][0] == "ident")
+            )
+            if depth == 0 and not cont:
+                return j + 1
+        elif depth == 0 and toks[j][0] in ("str", "raw") and (j + 1 >= len(toks) or toks[j + 1][1] != "+"):
+            return j + 1
+        j += 1
+    return j
+
+
+def _list_items(toks, env):
+    """(items, skipped) of `[]string{a, b}`, `append(x, a, b)`, `append(x, []string{...}...)`, or a sample call."""
+    items, skipped = [], 0
+    if not toks:
+        return items, 0
+    head = toks[0][1]
+    if head in _SAMPLE_CALLS:
+        return _sample_call(toks, env)
+    if head == "append" or head == "[":
+        lo = 2 if head == "append" else 4  # past `append(` / `[]string{`
+        if head == "append":
+            # skip the first argument (the list appended to)
+            k = lo
+            while k < len(toks) and toks[k][1] != ",":
+                k += 1
+            lo = k + 1
+        for elem in _split_top(toks[lo:-1]):
+            if not elem:
+                continue
+            if elem[0][1] in ("[", "append") or elem[0][1] in _SAMPLE_CALLS:
+                sub = elem[:-1] if elem[-1][1] == "..." else elem
+                got, sk = _list_items(sub, env)
+                items += got
+                skipped += sk
+                continue
+            p = _Parser(elem, env)
+            try:
+                val = p.expr()
+                if p.i != len(elem) or not isinstance(val, str):
+                    raise Unsupported("not a plain string")
+                items.append(val)
+            except (Unsupported, StopIteration, IndexError, ValueError, TypeError):
+                skipped += 1
+        return items, skipped
+    return items, 1
+
+
+def _sample_call(toks, env):
+    args = _split_top(toks[2:-1])
+    vals = []
+    for a in args:
+        p = _Parser(a, env)
+        try:
+            val = p.expr()
+            if p.i != len(a) or not isinstance(val, str):
+                raise Unsupported("generated")
+            vals.append(val)
+        except (Unsupported, StopIteration, IndexError, ValueError, TypeError):
+            return [], 1
+    if len(vals) != 2:
+        return [], 1
+    return [("sample", vals[0], vals[1], toks[0][1].endswith("Secrets"))], 0
+
+
+def _split_top(toks):
+    parts, cur, depth = [], [], 0
+    for t in toks:
+        if t[0] == "op" and t[1] in "([{":
+            depth += 1
+        elif t[0] == "op" and t[1] in ")]}":
+            depth -= 1
+        if t[1] == "," and depth == 0 and t[0] == "op":
+            parts.append(cur)
+            cur = []
+        else:
+            cur.append(t)
+    if cur:
+        parts.append(cur)
+    return parts
+
+
+def sample_templates(generate_src: str) -> list[str]:
+    """gitleaks' own contexts for `GenerateSampleSecrets` (the `samples` map in cmd/generate/config/utils/generate.go),
+    read from its source: templates with `{i}` (identifier), `{I}` (upper-cased) and `{s}` (the secret)."""
+    start = generate_src.index("func GenerateSampleSecrets")
+    body = generate_src[start : generate_src.index("replacer", start)]
+    toks = _tokens(body)
+    out = []
+    for k in range(len(toks) - 2):
+        if toks[k][0] in ("str", "raw") and toks[k + 1][1] == ":" and toks[k + 2][0] in ("str", "raw"):
+            out.append(_unquote(toks[k + 2][1]))
+    return out

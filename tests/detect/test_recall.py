@@ -20,6 +20,7 @@ def _rand(chars: str, n: int) -> str:
 
 AN = string.ascii_letters + string.digits
 B64 = AN + "+/"
+UP32 = string.ascii_uppercase + "234567"
 
 
 def _symbol_password() -> str:
@@ -59,6 +60,25 @@ def _cases():
     yield "generic-password-unquoted", f"cache.redis.cache.windows.net:6380,password={pw},ssl=True", pw
     tok = _rand(B64, 320)
     yield "aws-session-token", f"aws credentials {{\n  session: {tok}\n}}", tok
+    pw = _symbol_password()
+    yield "generic-password-unquoted", f"<server>\n  <id>nexus</id>\n  <password>{pw}</password>\n</server>", pw
+    key = _rand(AN, 32)
+    yield "generic-api-key", f'System.setProperty("SERVICE_TOKEN", "{key}")', key
+    key = _rand(AN, 32)
+    yield "generic-api-key", f'    api_key: str = "{key}"', key
+    # an access key id and its secret stored together, with no name saying "aws secret"
+    kid, sec = "AKIA" + _rand(UP32, 16), _rand(B64, 40)
+    yield "aws-secret-access-key", f"<id>{{{kid}}}</id>\n  <secret>{{AQAAABAAA .{sec};}}</secret>", sec
+    yield "aws-secret-access-key", f"User name,Password,Access key ID,Secret access key\nci,,{kid},{sec}\n", sec
+    kid, sec, session = "ASIA" + _rand(UP32, 16), _rand(B64, 40), _rand(B64, 400) + "="
+    jenkins = f"<id>{{{kid}}}</id>\n<secret>{{AQAAABAAA {sec}}}</secret>\n<session>{{AQAAABAAA {session}}}</session>"
+    yield "aws-secret-access-key", jenkins, sec
+    yield "aws-session-token", jenkins, session
+    # Slack ids are numbers: a run of one digit in an id is not a mask
+    tok = "xoxa-2-5" + "1" * 8 + "-3" + "1" * 10 + "-" + _rand(string.digits, 13) + "-" + _rand("0123456789abcdef", 18)
+    yield "slack-token", f'slackToken="{tok}"', tok
+    tok = "xoxb-" + _rand(string.digits, 11) + "-" + "7" * 13 + "-" + _rand(AN, 24)
+    yield "slack-token", f"SLACK_BOT_TOKEN={tok}", tok
 
 
 CASES = list(_cases())
@@ -70,6 +90,54 @@ def test_shape_is_found_by_its_rule_and_redacted(backend, rule_id, text, secret)
     found = redactor.scanner.scan(text)
     assert any(f.rule_id == rule_id and text[f.start : f.end] == secret for f in found), (rule_id, found)
     assert secret not in redactor.redact(text)
+
+
+def test_a_token_far_along_the_keywords_line_is_taken(backend):
+    # the keyword-gated form reaches 160 characters along the line, not onto the next one
+    tok = _rand(string.digits, 9) + ":B" + _rand(AN, 34)
+    text = f"telegram_bot = Bot(name='deploy notifications', chat='the release channel', token='{tok}')\n"
+    redactor = Redactor(backend=backend)
+    assert [text[f.start : f.end] for f in redactor.scanner.scan(text)] == [tok]
+    assert tok not in redactor.redact(text)
+    # on another line, without the keyword, a token not starting AA is not taken
+    assert redactor.scanner.scan(f"telegram\nversion {tok}\n") == []
+
+
+def test_hex_digest_beside_an_access_key_id_is_not_its_secret(scanner):
+    kid, digest = "AKIA" + _rand(UP32, 16), _rand("0123456789abcdef", 40)
+    text = f"rotated {kid} in commit {digest}\n"
+    assert [f.rule_id for f in scanner.scan(text)] == ["aws-access-key-id"]
+
+
+def test_the_same_slack_id_typed_in_every_slot_is_a_placeholder(scanner):
+    # by the Slack rule, and by the generic rule under a token's name
+    text = f'"slack_token": "xoxp-1234-1234-1234-{_rand("0123456789abcdef", 32)}"'
+    assert scanner.scan(text) == []
+
+
+def test_typed_sequences_are_stand_ins_for_generic_rules_only(scanner):
+    assert scanner.scan(f'DATABRICKS_TOKEN=dapi12345678{_rand(AN, 24)}') == []
+    assert scanner.scan(f'service_token = "{_rand(AN, 10)}klmnopqrstuv{_rand(AN, 10)}"') == []
+    # a provider's shape is specific enough: its own tests type keys so (TruffleHog's Anthropic example)
+    key = "sk-ant-api03-" + _rand(AN, 20) + "abcdefghijklmnop" + _rand(AN, 57) + "AA"
+    assert [f.rule_id for f in scanner.scan(f"key: {key}")] == ["anthropic-api-key"]
+
+
+def test_random_values_almost_never_hold_a_typed_sequence():
+    rng = random.Random(8)
+    values = ["".join(rng.choice(B64) for _ in range(64)) for _ in range(20000)]
+    assert sum(filters.typed_sequence(v) for v in values) == 0
+
+
+@pytest.mark.parametrize("text", [
+    # anti-forgery tokens are printed into every page served
+    "csrf-token={b64}",
+    '<meta name="xsrfToken" content="{b64}">',
+    # a package coordinate with its version
+    'notes = "Maven - io.jsonwebtoken:jjwt-jackson-0.11.2"',
+])
+def test_shapes_that_are_not_secrets_stay_silent(scanner, text):
+    assert scanner.scan(text.format(b64=_rand(B64, 86) + "==")) == []
 
 
 def test_random_values_are_rarely_read_as_names():
@@ -139,3 +207,42 @@ func TestX_Pattern(t *testing.T) {{
         ("concatenated raw string", f'config:\n  token: "{other}"', [other, "xy"]),
         ("invalid", 'token = "abc\tdef"', []),
     ]
+
+
+def test_gitleaks_example_lists_are_read_without_go():
+    """The reader `bench_recall.py --gitleaks-rules` uses on gitleaks' rule files, on a file written here."""
+    from jupyter_securellm.testing.gocases import parse_example_lists, sample_templates
+
+    key = fake_secret("slack-token", seed=4)
+    other = fake_secret("github-token", seed=5)
+    src = f'''package rules
+
+func SlackBotToken() *config.Rule {{
+	r := config.Rule{{RuleID: "slack-bot-token"}}
+	tps := utils.GenerateSampleSecrets("bot", "{key}")
+	tps = append(tps,
+		// a comment between elements
+		`"bot_token1": "{other}"`,
+		utils.GenerateSampleSecret("bot", secrets.NewSecret(`xoxb-[0-9]{{10}}`)),
+	)
+	fps := []string{{
+		"xoxb-...",
+		`token: ${{SLACK}}`,
+	}}
+	return utils.Validate(r, tps, fps)
+}}
+'''
+    (group,) = parse_example_lists(src)
+    assert group.func == "SlackBotToken"
+    assert group.tps == [("sample", "bot", key, True), f'"bot_token1": "{other}"']
+    assert group.fps == ["xoxb-...", "token: ${SLACK}"]
+    assert group.skipped == 1  # the secret generated from a regex by Go code
+
+    generate = '''func GenerateSampleSecrets(identifier string, secret string) []string {
+	samples := map[string]string{
+		"ini - quoted1": "{i}Token=\\"{s}\\"",
+		"go - backticks": "{i}Token := `{s}`",
+	}
+	replacer := strings.NewReplacer("{i}", identifier)
+'''
+    assert sample_templates(generate) == ['{i}Token="{s}"', "{i}Token := `{s}`"]

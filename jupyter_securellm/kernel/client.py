@@ -122,6 +122,17 @@ def delta_text(chunk: dict) -> str:
         return ""
 
 
+def _shape(raw: bytes) -> str:
+    """What an unexpected JSON body is, for a bug report: its top-level keys only, never a value."""
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return ""
+    if isinstance(obj, dict):
+        return "; keys " + ", ".join(sorted(str(k)[:30] for k in obj)[:12])
+    return f"; a JSON {type(obj).__name__}"
+
+
 class BrokerClient:
     """Talks to `<server>/jupyter-securellm/v1/` with the kernel token."""
 
@@ -221,9 +232,10 @@ class BrokerClient:
                     obj = json.loads(raw)
                     text = obj["choices"][0]["message"].get("content") or ""
                 except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                    shape = _shape(raw)
                     raise SecureLLMError("protocol", f"The broker answered a streaming call with HTTP {resp.status} "
-                                         f"and {ctype or 'no content type'} ({len(raw)} bytes), neither an event "
-                                         "stream nor a completion; run it again, and report it if it repeats.",
+                                         f"and {ctype or 'no content type'} ({len(raw)} bytes{shape}), neither an "
+                                         "event stream nor a completion; run it again, and report it if it repeats.",
                                          resp.status) from None
                 yield {"choices": [{"delta": {"content": text}}], "usage": obj.get("usage")}
                 return

@@ -44,6 +44,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 __all__ = ["FakeProvider", "RecordedRequest"]
 
+
+class _Server(ThreadingHTTPServer):
+    """socketserver listens with a backlog of 5: a burst of concurrent connects (20 streams from one
+    broker) overflows it and some are reset ("Connection reset by peer"). A real provider accepts them."""
+
+    request_queue_size = 256
+    daemon_threads = True
+
 _MARK = re.compile(r"\[\[provider:([^\]]+)\]\]")
 _ERRORS = {
     401: ("Incorrect API key provided. You can find your API key at your provider's dashboard.",
@@ -264,8 +272,7 @@ class FakeProvider:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "FakeProvider":
-        self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((self.host, self.port), _Handler)
         self._server.fake = self  # type: ignore[attr-defined]
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="stand-in-provider",

@@ -246,3 +246,34 @@ func SlackBotToken() *config.Rule {{
 	replacer := strings.NewReplacer("{i}", identifier)
 '''
     assert sample_templates(generate) == ['{i}Token="{s}"', "{i}Token := `{s}`"]
+
+
+def test_bench_recall_reports_recall_with_and_without_documented_exclusions(monkeypatch):
+    """bench_recall.py's two recall figures: raw, and with values our filters leave alone on purpose left out."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2] / "benchmarks"))
+    import bench_recall as br
+    from jupyter_securellm.testing.gocases import GoCase
+
+    real = fake_secret("github-token", seed=7)
+    masked = "hvb." + "a" * 150  # a run of one character: a placeholder
+    url = "ftp://username:password@ftp.internal"  # a documentation password
+    tele = _rand(string.digits, 9) + ":B" + _rand(AN, 34)
+    texts = [(f"token = {real}", real, "github", ("github-token",), "whole"),
+             (f"VAULT_TOKEN={masked}", masked, "hashicorpvault", ("vault-token",), "whole"),
+             (f"see {url}", "password", "ftp", ("url-password",), "url"),
+             (f"bot '{tele}'", tele, "telegrambottoken", ("telegram-bot-token",), "whole")]
+    items = []
+    for text, secret, det, rules, how in texts:
+        a = text.find(secret)
+        it = br.Labelled(GoCase("x_test.go", det, text, [secret]), det, rules, spans=[(a, a + len(secret))])
+        br._mark_exclusions([it], url_parts=how == "url")
+        items.append(it)
+    assert [bool(it.excluded_spans) for it in items] == [False, True, True, False]
+    found = [[(i.spans[0][0], i.spans[0][1], i.rules[0])] if n == 0 else [] for n, i in enumerate(items)]
+    r = br.score(items, lambda i: found[i])
+    assert (r["labelled"], r["caught"], r["documented_exclusions"]) == (4, 1, 2)
+    assert r["recall"] == 0.25 and r["recall_without_exclusions"] == 0.5
+    # the misses say why when they are documented exclusions
+    assert sum(len(m) == 3 for m in r["misses"]) == 2

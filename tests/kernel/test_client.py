@@ -96,3 +96,5 @@ def test_a_stream_answered_with_neither_events_nor_a_completion_is_one_clear_err
         srv.server_close()
     assert exc.value.type == "protocol" and exc.value.status == status
     assert f"HTTP {status}" in exc.value.message and (ctype or "no content type") in exc.value.message
+    if body.startswith(b"{"):
+        assert "keys id" in exc.value.message and "not a completion" not in exc.value.message  # keys, never values

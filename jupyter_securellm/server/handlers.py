@@ -167,6 +167,11 @@ class ChatCompletionsHandler(BaseHandler):
             else:
                 self.write(b"data: [DONE]\n\n")
             sse.check()
+            if not self._headers_written:
+                # Every event arrived before the loop let a scheduled flush run (a forwarded stream read in
+                # one piece): send the headers as set above, or Jupyter's APIHandler.finish() would label
+                # the whole event stream application/json.
+                self.flush()
             self.finish()
         except StreamClosedError:
             self.log.info("SecureLLM: client closed the stream early")

@@ -120,6 +120,29 @@ def broker_api(jp_fetch):
     return call
 
 
+@pytest.fixture
+def chat(broker_api):
+    """`broker_api` on chat/completions, with room for the first call's litellm imports on a loaded machine."""
+    async def post(body):
+        return await broker_api("chat/completions", body, request_timeout=120)
+
+    return post
+
+
+def sse_text(raw: str) -> str:
+    """The answer text of an SSE chat stream (every choice's delta content, in order)."""
+    out = []
+    for line in raw.splitlines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            try:
+                obj = json.loads(line[6:])
+            except ValueError:
+                continue
+            for ch in obj.get("choices") or []:
+                out.append((ch.get("delta") or {}).get("content") or "")
+    return "".join(out)
+
+
 class KernelRunner:
     """Start kernels through the REST API and run code in them (real ipykernel processes)."""
 

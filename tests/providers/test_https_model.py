@@ -8,7 +8,6 @@ about at start-up. The redirect guard applies over HTTPS too.
 """
 from __future__ import annotations
 
-import json
 import logging
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from jupyter_securellm.testing.leaks import assert_no_secret
 from jupyter_securellm.testing.providers import TestCA, fingerprint, make_standin
 from jupyter_securellm.testing.pytest_plugin import new_provider_key
+from jupyter_securellm.testing.server_fixtures import sse_text
 
 MSG = [{"role": "user", "content": "hello there"}]
 
@@ -70,27 +70,6 @@ def jp_server_config(securellm_server_config):
     return securellm_server_config
 
 
-@pytest.fixture
-def chat(broker_api):
-    async def post(body):
-        return await broker_api("chat/completions", body, request_timeout=120)
-
-    return post
-
-
-def _sse_text(raw: str) -> str:
-    out = []
-    for line in raw.splitlines():
-        if line.startswith("data: ") and line != "data: [DONE]":
-            try:
-                obj = json.loads(line[6:])
-            except ValueError:
-                continue
-            for ch in obj.get("choices") or []:
-                out.append((ch.get("delta") or {}).get("content") or "")
-    return "".join(out)
-
-
 async def test_llm_magic_over_https_with_the_model_ca_and_fails_closed_without_it(
         kernels, servers, vault_provider_key, server_log):
     """From a real kernel: the right CA works; no CA, a stranger CA and a wrong host name fail closed."""
@@ -114,7 +93,7 @@ async def test_llm_magic_over_https_with_the_model_ca_and_fails_closed_without_i
 async def test_https_answers_and_errors_through_the_rest_api(chat, servers, vault_provider_key, stream, server_log):
     code, body, raw = await chat({"model": "good", "messages": MSG, "stream": stream})
     assert code == 200, raw
-    assert (_sse_text(raw) if stream else body["choices"][0]["message"]["content"]) == "echo: hello there"
+    assert (sse_text(raw) if stream else body["choices"][0]["message"]["content"]) == "echo: hello there"
     assert [c.credentials for c in servers["good"].requests] == [
         {"header:authorization": fingerprint(vault_provider_key)}]
 

@@ -16,6 +16,7 @@ import pytest
 from jupyter_securellm.testing.leaks import assert_no_secret
 from jupyter_securellm.testing.providers import fingerprint, make_standin
 from jupyter_securellm.testing.pytest_plugin import new_provider_key
+from jupyter_securellm.testing.server_fixtures import sse_text
 
 # litellm model string and the api_base suffix litellm expects for each format
 FORMATS = {
@@ -64,28 +65,6 @@ def jp_server_config(securellm_server_config):
     return securellm_server_config
 
 
-@pytest.fixture
-def chat(broker_api):
-    """`broker_api` with room for the first call's litellm imports on a loaded machine."""
-    async def post(body):
-        return await broker_api("chat/completions", body, request_timeout=120)
-
-    return post
-
-
-def _sse_text(raw: str) -> str:
-    out = []
-    for line in raw.splitlines():
-        if line.startswith("data: ") and line != "data: [DONE]":
-            try:
-                obj = json.loads(line[6:])
-            except ValueError:
-                continue
-            for ch in obj.get("choices") or []:
-                out.append((ch.get("delta") or {}).get("content") or "")
-    return "".join(out)
-
-
 async def test_llm_magic_end_to_end_with_exactly_the_vault_key(fmt, kernels, standin, vault_provider_key):
     kid = await kernels.start()
     out = await kernels.run(kid, "%load_ext jupyter_securellm\n", timeout=120)
@@ -102,7 +81,7 @@ async def test_answers_and_streams_carry_the_key_only_where_the_provider_wants_i
         fmt, chat, standin, vault_provider_key, stream):
     code, body, raw = await chat({"model": "m", "messages": MSG, "stream": stream})
     assert code == 200, raw
-    text = _sse_text(raw) if stream else body["choices"][0]["message"]["content"]
+    text = sse_text(raw) if stream else body["choices"][0]["message"]["content"]
     assert text == "echo: hello there"
     [call] = standin.requests
     assert call.credentials == {KEY_PLACE[fmt]: fingerprint(vault_provider_key)}
@@ -116,7 +95,7 @@ async def test_an_echoed_key_is_redacted_in_the_stream(fmt, chat, standin, vault
     standin.echo_key, standin.chunk_chars = True, 5  # the key arrives cut across many events
     code, _, raw = await chat({"model": "m", "messages": MSG, "stream": True})
     assert code == 200, raw
-    text = _sse_text(raw)
+    text = sse_text(raw)
     assert text.startswith("echo: hello there key=") and "[REDACTED" in text, text
     assert_no_secret(raw, vault_provider_key, f"the {fmt} stream")
     assert_no_secret(server_log(), vault_provider_key, "the server log")

@@ -12,6 +12,10 @@ The order of the checks is the security argument (docs/architecture.md, tier 2).
     7. redact      the answer, or each stream chunk, before it leaves the server
     8. settle, record   each governor, in reverse order, always (also on errors and hang-ups)
 
+A stream is complete for the caller at its finish_reason (unless it asked for a usage chunk): the
+governors settle and record then, the caller gets its end of stream, and what the provider still
+sends (its own end marker, litellm's end-of-stream bookkeeping) is read off the caller's path.
+
 Nothing leaves the server before steps 1-5 have passed. The key is never written into a response
 or a log. The steps live in their own modules (request, governor, dlp, egress, keys, provider,
 streaming, user_secrets); this file only orders them.
@@ -35,6 +39,16 @@ from .user_secrets import UserSecrets, parse as parse_secret_request
 __all__ = ["Broker", "Caller"]
 
 
+def _choices_to_finish(params: Mapping[str, Any]) -> set[int] | None:
+    """The choice indexes whose finish_reason completes a stream; None when the caller asked for
+    `stream_options.include_usage` (the usage chunk comes after every finish_reason)."""
+    options = params.get("stream_options")
+    if isinstance(options, Mapping) and options.get("include_usage"):
+        return None
+    n = params.get("n")
+    return set(range(n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1))
+
+
 class Broker:
     """Service object kept in the server settings (or the Hub service); handlers call `dispatch`."""
 
@@ -54,6 +68,7 @@ class Broker:
                                        models=self.models.values())
         self.answers = AnswerRedactor(redactor, log)
         self.user_secrets = UserSecrets(self.keys, self.models, user_secret_paths)
+        self._drains: set[asyncio.Task] = set()  # provider streams read to their end after the answer
 
     # -- the one entry point for REST handlers and the Hub service --------------------------------
     async def dispatch(self, caller: Caller, action: str, body: Any = None):
@@ -101,6 +116,7 @@ class Broker:
 
     async def _chunks(self, call: Call, reservations: list, chunks) -> AsyncIterator[dict]:
         last, error, streamed = None, None, 0
+        pending = _choices_to_finish(call.request.params)  # None: the caller asked for a usage chunk
         try:
             async for chunk in chunks:
                 last = chunk
@@ -108,7 +124,16 @@ class Broker:
                     text = (choice.get("delta") or {}).get("content")
                     if isinstance(text, str):
                         streamed += len(text)
+                    if pending is not None and choice.get("finish_reason"):
+                        pending.discard(choice.get("index", 0))
                 yield chunk
+                if pending is not None and not pending:
+                    # Every choice has finished, and its redactors released what they held: the answer
+                    # is whole. Settle and record now and end the caller's stream; the provider's end
+                    # marker and litellm's end-of-stream work (stream_chunk_builder, cost) are read off
+                    # the caller's path, so the pooled connection is still returned.
+                    self._drain_later(chunks, call.model)
+                    break
         except BaseException as exc:
             error = exc
             raise
@@ -116,6 +141,24 @@ class Broker:
             if usage_of(last) is None:  # no usage chunk (the stream was cut, or the provider sends none)
                 last = {"usage": {"streamed_chars": streamed}}
             await self._finish(call, reservations, last, error)
+
+    def _drain_later(self, chunks, alias: str) -> None:
+        """Read the rest of a finished provider stream in the background (dropping anything in it)."""
+        task = asyncio.ensure_future(self._drain(chunks, alias))
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    async def _drain(self, chunks, alias: str) -> None:
+        try:
+            async for _ in chunks:
+                if self.log:
+                    self.log.debug("SecureLLM: model %r sent a chunk after every choice finished; dropped", alias)
+        except Exception as exc:  # noqa: BLE001 - the answer is complete; the connection is dropped either way
+            if self.log:
+                self.log.debug("SecureLLM: reading the end of a finished stream of %r: %s", alias,
+                               type(exc).__name__)
+        finally:
+            await chunks.aclose()
 
     def _call_for(self, caller: Caller, body: Any) -> Call:
         """Step 1: a validated request (BrokerError 400/404 before any governor runs)."""
@@ -215,6 +258,10 @@ class Broker:
         self.keys.remember(value, provider_key)
 
     async def aclose(self) -> None:
+        for task in list(self._drains):
+            task.cancel()
+        if self._drains:
+            await asyncio.gather(*self._drains, return_exceptions=True)
         await self.provider.aclose()
         self.keys.close()
 

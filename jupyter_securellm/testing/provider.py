@@ -10,10 +10,13 @@ Answers are deterministic: ``"echo: " + <last user message>``, streamed one word
 
 Knobs, as attributes (``provider.fail_status = 429``) or per request with a magic marker in the
 last user message (``[[provider:429]]``, ``[[provider:500]]``, ``[[provider:slow=0.05]]``,
-``[[provider:break=2]]``) or a header ``X-Test-Provider: 429`` / ``slow=0.05`` / ``break=2``:
+``[[provider:break=2]]``, ``[[provider:tail=1.5]]``) or a header ``X-Test-Provider: 429`` / ``slow=0.05`` /
+``break=2``:
 - ``fail_status``/``fail_count``: answer that HTTP error (429 or 500; all requests, or the next n);
 - ``chunk_delay``: seconds to sleep before each streamed chunk (slow tokens);
 - ``break_after``: close the connection after that many content chunks (broken stream);
+- ``tail`` (marker ``tail=S``): wait S seconds after the finish_reason chunk (and the usage chunk)
+  before ending the stream with ``data: [DONE]``, as a provider still busy at the end might;
 - ``reply``: a fixed answer instead of the echo;
 - ``leak_key`` (marker ``leak_key``): append `` key=<the accepted key>`` to the answer, as a
   misbehaving provider or proxy might, to test that the broker redacts answers;
@@ -70,6 +73,7 @@ class RecordedRequest:
     body: object
     auth_ok: bool
     time: float = field(default_factory=time.time)
+    client_port: int = 0  # the caller's source port: the same port means a reused (pooled) connection
 
 
 
@@ -124,7 +128,8 @@ class _Handler(JSONPlumbing, BaseHTTPRequestHandler):
         ok = self._auth_ok()
         headers = {k.lower(): ("<redacted>" if k.lower() in ("authorization", "api-key", "x-api-key") else v)
                    for k, v in self.headers.items()}
-        self.fp._record(RecordedRequest(self.command, self.path, headers, body, ok))
+        self.fp._record(RecordedRequest(self.command, self.path, headers, body, ok,
+                                        client_port=self.client_address[1]))
         return ok
 
     # -- routes --
@@ -208,6 +213,8 @@ class _Handler(JSONPlumbing, BaseHTTPRequestHandler):
             p, c = _count(body), len(answer.split())
             send(chunk(None, choices=False, usage={"prompt_tokens": p, "completion_tokens": c,
                                                    "total_tokens": p + c}))
+        if knobs.get("tail"):
+            time.sleep(knobs["tail"])
         send("data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
@@ -336,6 +343,8 @@ class FakeProvider:
                 k["chars"] = max(1, int(m[6:]))
             elif m.startswith("break="):
                 k["break"] = int(m[6:])
+            elif m.startswith("tail="):
+                k["tail"] = float(m[5:])
         return k
 
 

@@ -98,6 +98,9 @@ async def main_async(args):
             n = 0
             async for chunk in await broker.chat_stream(caller, dict(body)):
                 n += len(_event(chunk))
+            # the stream ends at finish_reason; the provider's end is read in the background: count it here
+            while broker._drains:
+                await asyncio.gather(*broker._drains, return_exceptions=True)
             return n
 
         direct_client = pooled_client(timeout=60)

@@ -14,6 +14,14 @@ Facts regopy cannot compute (it lacks every `net.*` built-in, which silently eva
 computed here in Python and passed in `input` (`host`, `host_allowed`, the time fields in the
 configured time zone).
 
+Memory: regopy's native library brings its own C++ `operator new`/`delete` (snmalloc, from Trieste:
+microsoft/rego-cpp#128). If the process loaded libstdc++ before regopy (any C++ extension does: frozenlist
+under aiohttp and litellm, tokenizers, pyzmq), allocations made inside libstdc++ and freed by regopy's
+inline code go to different allocators and are never returned: about 1 kB per decision, native memory
+that tracemalloc does not see (+1.4 kB per call in the broker, docs/broker.md "Memory"). `_regopy()`
+makes libstdc++ global before regopy is loaded, so every `new` and `delete` is libstdc++'s, whatever the
+import order.
+
 Unit tests: regopy 1.5.2 crashes the process (SIGSEGV) on most `with input as ...` expressions, so
 decision policies may not use `with` (refused at load, keeping the last good policy), and `test_*`
 rules in `*_test.rego` files are either booleans or test cases `{"input": {...}, "deny": [...]}` that
@@ -112,8 +120,40 @@ def policy_files(paths: Iterable[str | os.PathLike], *, tests: bool = False) -> 
     return found
 
 
+_regopy_module = None
+
+
+def _regopy():
+    """regopy, loaded once after libstdc++ is made global (see the module docstring, "Memory")."""
+    global _regopy_module
+    if _regopy_module is None:
+        global_libstdcxx()
+        import regopy
+
+        _regopy_module = regopy
+    return _regopy_module
+
+
+def global_libstdcxx() -> bool:
+    """Load libstdc++ with RTLD_GLOBAL (or promote the copy already loaded): True if done.
+
+    Must run before regopy's library is loaded: its `operator new`/`delete` then bind to libstdc++'s,
+    like every other library's, instead of regopy's own. Linux/glibc only; elsewhere a no-op.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        ctypes.CDLL("libstdc++.so.6", mode=os.RTLD_GLOBAL)
+    except OSError:  # no libstdc++ on this system: regopy's wheel cannot load either
+        return False
+    return True
+
+
 def _new_interpreter():
-    import regopy
+    regopy = _regopy()
 
     interp = regopy.Interpreter()
     interp.strict_built_in_errors = True
@@ -122,7 +162,7 @@ def _new_interpreter():
 
 def compile_modules(sources: dict[str, str], *, allow_with: bool = False):
     """An interpreter with these modules, checked to parse; raises PolicyError naming file and line."""
-    import regopy
+    regopy = _regopy()
 
     if not any(m == PACKAGE for src in sources.values() for m in _PKG_RE.findall(src)):
         raise PolicyError(f"no file declares `package {PACKAGE}` ({', '.join(sources) or 'no files'}); "

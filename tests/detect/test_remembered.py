@@ -5,6 +5,7 @@ Keyword-gated rules find a value only with its context before it (`telegram ... 
 text or stream remembers it (`detect/remembered.py`). Every secret here is generated at run time.
 """
 import random
+import threading
 
 import pytest
 from hypothesis import given, settings
@@ -169,3 +170,25 @@ def test_any_document_any_chunking_equals_whole_text(parts, cuts):
     doc = "".join(PARTS[i] for i in parts)
     r = Redactor()
     assert _streamed_at(r, doc, [c for c in cuts if c <= len(doc)]) == r.redact(doc)
+
+
+def test_streams_of_one_redactor_in_threads_keep_their_own_memory():
+    # kernels and the broker run one StreamRedactor per output stream, on threads, over one shared Redactor
+    r = Redactor()
+    tokens = [_telegram_token(200 + i) for i in range(4)]
+    docs = [f"telegram {t}\n" + "".join(f"line {k}: {t}\n" for k in range(20)) + f"other {tokens[i - 1]}\n"
+            for i, t in enumerate(tokens)]
+    results = [None] * len(docs)
+
+    def run(i):
+        results[i] = _streamed(r, docs[i], 7)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(docs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, doc in enumerate(docs):
+        assert results[i] == r.redact(doc)
+        assert tokens[i] not in results[i] and results[i].count("[REDACTED:telegram-bot-token]") == 21
+        assert results[i].endswith(f"other {tokens[i - 1]}\n")  # another stream's value is not this one's

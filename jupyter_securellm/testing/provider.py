@@ -45,7 +45,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["FakeProvider", "RecordedRequest"]
+__all__ = ["FakeProvider", "RecordedRequest", "ReplayedStream"]
 
 
 class _Server(ThreadingHTTPServer):
@@ -75,6 +75,23 @@ class RecordedRequest:
     time: float = field(default_factory=time.time)
     client_port: int = 0  # the caller's source port: the same port means a reused (pooled) connection
 
+
+
+class ReplayedStream:
+    """A provider stream with the provider taken out: the chunks collected beforehand, as an async
+    iterator (for the answer side alone: unit tests and the streaming profiling harness)."""
+
+    def __init__(self, chunks):
+        self._it = iter(chunks)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return next(self._it)
+        except StopIteration:
+            raise StopAsyncIteration from None
 
 
 class JSONPlumbing:

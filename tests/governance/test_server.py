@@ -14,7 +14,6 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from jupyter_securellm.detect import fake_secret  # noqa: E402
 from jupyter_securellm.governance.audit import verify  # noqa: E402
-from jupyter_securellm.testing.provider import FakeProvider  # noqa: E402
 
 POLICY = """package jupyter_securellm.authz
 
@@ -39,19 +38,8 @@ deny contains "secret db/forbidden is off limits" if {
 
 
 @pytest.fixture
-def provider(openbao):
-    key = fake_secret("openai-api-key")
-    openbao.write_secret("llm/gov", {"api_key": key})
-    with FakeProvider(key) as p:
-        yield p
-
-
-@pytest.fixture
-def gov_dir(tmp_path):
-    d = tmp_path / "gov"
-    (d / "policies").mkdir(parents=True)
-    (d / "policies" / "p.rego").write_text(POLICY)
-    return d
+def policy():
+    return POLICY
 
 
 @pytest.fixture
@@ -60,25 +48,11 @@ def securellm_extra():
 
 
 @pytest.fixture
-def jp_server_config(openbao, provider, gov_dir, securellm_extra, tmp_path):
-    tok = tmp_path / "vault-token"
-    tok.write_text(openbao.root_token)
-    tok.chmod(0o600)
-    cfg = {
-        "vault_url": openbao.url, "vault_auth_method": "token", "vault_token_path": str(tok),
-        "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/gov", "secret_key": "api_key",
-                           "api_base": provider.url + "/v1", "allow_http": True}},
-        "allowed_hosts": [f"127.0.0.1:{provider.port}"],
-        "user_secret_paths": ["db/*"],
-        "preload_litellm": False,
-        "policy_paths": [str(gov_dir / "policies")],
-        "budgets": {"default": {"daily_tokens": 600, "rpm": 50}},
-        "database_url": f"sqlite:///{gov_dir}/budget.sqlite",
-        "audit_log_path": str(gov_dir / "audit.jsonl"),
-    }
-    cfg.update(securellm_extra)
-    return {"ServerApp": {"jpserver_extensions": {"jupyter_securellm": True}, "allow_unauthenticated_access": False},
-            "SecureLLM": cfg}
+def jp_server_config(governed_server_config, securellm_extra):
+    governed_server_config["SecureLLM"].update({"user_secret_paths": ["db/*"],
+                                                "budgets": {"default": {"daily_tokens": 600, "rpm": 50}}})
+    governed_server_config["SecureLLM"].update(securellm_extra)
+    return governed_server_config
 
 
 @pytest.fixture

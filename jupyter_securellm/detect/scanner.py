@@ -208,10 +208,14 @@ class Scanner:
                     if m.end() > limit:
                         pos = m.start() + 1
                         continue
-                    pos = m.end() if m.end() > m.start() else m.start() + 1
                     s, e = rule.secret_span(m)
                     if self._keep(rule, text, m, s, e):
                         out.append(Finding(s, e, rule.id, fingerprint(text[s:e]), m.start()))
+                        pos = m.end() if m.end() > m.start() else m.start() + 1
+                    else:
+                        # a rejected match consumes nothing: a real one may start inside it
+                        # (`KEY=KEY= <value>`: the first name's rejected value is the second name)
+                        pos = m.start() + 1
         return out
 
     @staticmethod

@@ -168,6 +168,22 @@ async def test_a_cut_stream_is_settled_with_what_was_streamed(api, provider, gov
     assert st["budget"]["daily_tokens"]["used"] == call["tokens_in"] + call["tokens_out"]
 
 
+async def test_a_stream_is_settled_with_the_providers_usage_and_status_waits_for_it(api, provider, gov_dir):
+    """The caller's stream ends at finish_reason; the usage chunk the broker asked for comes after the
+    provider's pause, and `status` right after the stream already counts it (not the reservation)."""
+    prompt = "one two three [[provider:tail=1]]"
+    code, _, raw = await api("chat/completions", {"model": "gpt", "max_tokens": 50, "stream": True,
+                                                  "messages": [{"role": "user", "content": prompt}]})
+    assert code == 200 and raw.rstrip().endswith("data: [DONE]")
+    assert provider.requests[-1].body["stream_options"] == {"include_usage": True}
+    code, st, _ = await api("status")
+    assert code == 200
+    call = [r for r in _records(gov_dir) if r["type"] == "call"][-1]
+    # the stand-in counts one token per word: 4 in the prompt (the marker is one), 4 in "echo: one two three"
+    assert (call["tokens_in"], call["tokens_out"]) == (4, 4)
+    assert st["budget"]["daily_tokens"]["used"] == 8
+
+
 async def test_a_kernel_token_used_after_its_kernel_is_gone_raises_an_alert(api, jp_fetch, jp_serverapp):
     app = jp_serverapp.web_app.settings["jupyter_securellm_app"]
     token = app.kernel_tokens.mint("kernel-that-was-shut-down", app.owner)  # the server's real token store

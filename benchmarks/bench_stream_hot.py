@@ -34,6 +34,7 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 from jupyter_securellm.detect import Redactor, Scanner, fake_secret  # noqa: E402
 from jupyter_securellm.testing.openbao import free_port  # noqa: E402
+from jupyter_securellm.testing.provider import ReplayedStream  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "the quick brown fox jumps over the lazy dog"}]
 
@@ -49,22 +50,6 @@ class _KeyOnly:
 
     def read_secret(self, path, key, user=None):
         return self.key
-
-
-class _Replay:
-    """An async iterator over chunks collected beforehand (the provider's part taken out)."""
-
-    def __init__(self, chunks):
-        self._it = iter(chunks)
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        try:
-            return next(self._it)
-        except StopIteration:
-            raise StopAsyncIteration from None
 
 
 async def main_async(args):
@@ -162,7 +147,7 @@ async def main_async(args):
 
         async def per_chunk():
             n = 0
-            async for d in answers.stream(_Replay(collected), "gpt", 60):
+            async for d in answers.stream(ReplayedStream(collected), "gpt", 60):
                 n += len(_event(d))
             return n
 

@@ -163,9 +163,14 @@ class Scanner:
         With `start`, only matches beginning at or after it are reported, while lookbehinds still see
         the text before it (the stream redactor passes already-emitted context this way).
         """
+        return self.scan_projected(text, decode_depth=decode_depth, start=start)[0]
+
+    def scan_projected(self, text: str | bytes, *, decode_depth: int = 0, start: int = 0) -> tuple[list[Finding], bytes]:
+        """`scan`, and the one-byte-per-character projection of `text` it made (see `backends.project`),
+        for callers that search the same text again (`remembered`)."""
         text = as_text(text)
         if not text:
-            return []
+            return [], b""
         data = project(text)
         hits, gate = self._rule_prefilter().prefilter(text, data)
         found = self._rule_findings(text, hits, start)
@@ -178,6 +183,10 @@ class Scanner:
             )
         if decode_depth > 0:
             found.extend(self._decoded_findings(text, decode_depth))
+        return resolve_overlaps(found, self._priority), data
+
+    def merge(self, found: list[Finding]) -> list[Finding]:
+        """Sorted, overlaps resolved with this scanner's priorities (see `resolve_overlaps`)."""
         return resolve_overlaps(found, self._priority)
 
     def _rule_findings(self, text: str, rule_hits: dict, start: int = 0) -> list[Finding]:
@@ -199,10 +208,14 @@ class Scanner:
                     if m.end() > limit:
                         pos = m.start() + 1
                         continue
-                    pos = m.end() if m.end() > m.start() else m.start() + 1
                     s, e = rule.secret_span(m)
                     if self._keep(rule, text, m, s, e):
                         out.append(Finding(s, e, rule.id, fingerprint(text[s:e]), m.start()))
+                        pos = m.end() if m.end() > m.start() else m.start() + 1
+                    else:
+                        # a rejected match consumes nothing: a real one may start inside it
+                        # (`KEY=KEY= <value>`: the first name's rejected value is the second name)
+                        pos = m.start() + 1
         return out
 
     @staticmethod

@@ -85,8 +85,9 @@ class SecureLLM(ExtensionApp):
         help='Model aliases: {"alias": {"model": <litellm model>, "secret_path": <KV path, may contain {user}>, '
              '"secret_key": <field>, "api_base": <optional URL>, "allow_http": <optional bool, needed for a '
              'plain-http api_base>, "ca_bundle": <optional PEM file of the CA that signed an https api_base\'s '
-             'certificate>, "ssl_verify": <optional; False turns certificate checks off, loudly>}}. Kernels only '
-             'ever see the aliases.',
+             'certificate>, "ssl_verify": <optional; False turns certificate checks off, loudly>, "stream_usage": <optional, '
+             'default True: ask the provider for a stream\'s usage, for budgets; False for a server that refuses '
+             'stream_options>}}. Kernels only ever see the aliases.',
     ).tag(config=True)
     allowed_hosts = List(
         Unicode(), list(DEFAULT_ALLOWED_HOSTS),

@@ -39,6 +39,11 @@ from .user_secrets import UserSecrets, parse as parse_secret_request
 __all__ = ["Broker", "Caller"]
 
 
+def _streamed_usage(chars: int) -> dict:
+    """What settles a stream without the provider's usage: the characters streamed (governance estimates)."""
+    return {"usage": {"streamed_chars": chars}}
+
+
 def _choices_to_finish(params: Mapping[str, Any]) -> set[int] | None:
     """The choice indexes whose finish_reason completes a stream; None when the caller asked for
     `stream_options.include_usage` (the usage chunk comes after every finish_reason)."""
@@ -69,6 +74,7 @@ class Broker:
         self.answers = AnswerRedactor(redactor, log)
         self.user_secrets = UserSecrets(self.keys, self.models, user_secret_paths)
         self._drains: set[asyncio.Task] = set()  # provider streams read to their end after the answer
+        self._settling: dict[str, set[asyncio.Task]] = {}  # those of them still to settle and record, by user
 
     # -- the one entry point for REST handlers and the Hub service --------------------------------
     async def dispatch(self, caller: Caller, action: str, body: Any = None):
@@ -112,15 +118,26 @@ class Broker:
             await self._finish(call, reservations, None, exc)
             raise
         chunks = self.answers.stream(resp, call.model, self.provider.request_timeout)
-        return self._chunks(call, reservations, chunks)
+        return self._chunks(call, reservations, chunks, getattr(resp, "usage_requested", False))
 
-    async def _chunks(self, call: Call, reservations: list, chunks) -> AsyncIterator[dict]:
+    async def _chunks(self, call: Call, reservations: list, chunks, usage_requested: bool = False
+                      ) -> AsyncIterator[dict]:
+        """The caller's chunks; settles and records the call once, with the provider's usage when it reports it.
+
+        `usage_requested`: the broker asked the provider for a usage chunk that the caller did not ask for
+        (provider.py): it is not forwarded, and the call is settled with it after the caller's stream ended.
+        """
         last, error, streamed = None, None, 0
         pending = _choices_to_finish(call.request.params)  # None: the caller asked for a usage chunk
+        deferred = False
         try:
             async for chunk in chunks:
+                choices = chunk.get("choices") or ()
+                if usage_requested and not choices and usage_of(chunk) is not None:
+                    last = chunk  # the usage chunk the broker asked for: for the ledger, not for the caller
+                    continue
                 last = chunk
-                for choice in chunk.get("choices") or ():  # what was streamed: settles a cut stream
+                for choice in choices:  # what was streamed: settles a cut stream
                     text = (choice.get("delta") or {}).get("content")
                     if isinstance(text, str):
                         streamed += len(text)
@@ -129,36 +146,69 @@ class Broker:
                 yield chunk
                 if pending is not None and not pending:
                     # Every choice has finished, and its redactors released what they held: the answer
-                    # is whole. Settle and record now and end the caller's stream; the provider's end
-                    # marker and litellm's end-of-stream work (stream_chunk_builder, cost) are read off
-                    # the caller's path, so the pooled connection is still returned.
-                    self._drain_later(chunks, call.model)
+                    # is whole, so the caller's stream ends here. The provider's end (and the usage chunk
+                    # the broker asked for) and litellm's end-of-stream work (stream_chunk_builder, cost)
+                    # are read off the caller's path, so the pooled connection is still returned.
+                    if usage_requested:  # settle and record with the provider's figures once they arrive
+                        deferred = True
+                        self._drain_later(chunks, call.model, lambda u: self._finish(
+                            call, reservations, u or _streamed_usage(streamed), None), call.caller.user)
+                    else:  # settle and record now (below), before the caller's end of stream
+                        self._drain_later(chunks, call.model)
                     break
         except BaseException as exc:
             error = exc
             raise
         finally:
-            if usage_of(last) is None:  # no usage chunk (the stream was cut, or the provider sends none)
-                last = {"usage": {"streamed_chars": streamed}}
-            await self._finish(call, reservations, last, error)
+            if not deferred:
+                if usage_of(last) is None:  # no usage chunk (the stream was cut, or the provider sends none)
+                    last = _streamed_usage(streamed)
+                await self._finish(call, reservations, last, error)
 
-    def _drain_later(self, chunks, alias: str) -> None:
-        """Read the rest of a finished provider stream in the background (dropping anything in it)."""
-        task = asyncio.ensure_future(self._drain(chunks, alias))
+    def _drain_later(self, chunks, alias: str, settle=None, user: str | None = None) -> None:
+        """Read the rest of a finished provider stream in the background (dropping anything in it); then
+        `settle(the last chunk with usage, or None)` if given, for `user` (see `settled`)."""
+        task = asyncio.ensure_future(self._drain(chunks, alias, settle))
         self._drains.add(task)
         task.add_done_callback(self._drains.discard)
+        if settle is not None and user is not None:
+            self._settling.setdefault(user, set()).add(task)
+            task.add_done_callback(lambda t: self._done_settling(user, t))
 
-    async def _drain(self, chunks, alias: str) -> None:
+    def _done_settling(self, user: str, task) -> None:
+        tasks = self._settling.get(user)
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                del self._settling[user]
+
+    async def settled(self, user: str, timeout: float = 2.0) -> None:
+        """Wait (at most `timeout` s) until `user`'s finished streams are settled and recorded, so that
+        `status` and the recent calls read what the user has just done. Never raises."""
+        tasks = list(self._settling.get(user, ()))
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def _drain(self, chunks, alias: str, settle=None) -> None:
+        usage = None
         try:
-            async for _ in chunks:
-                if self.log:
+            async for chunk in chunks:
+                if usage_of(chunk) is not None:
+                    usage = chunk
+                elif self.log:
                     self.log.debug("SecureLLM: model %r sent a chunk after every choice finished; dropped", alias)
-        except Exception as exc:  # noqa: BLE001 - the answer is complete; the connection is dropped either way
+        except BaseException as exc:  # noqa: BLE001 - the answer is complete; the connection is dropped either way
             if self.log:
                 self.log.debug("SecureLLM: reading the end of a finished stream of %r: %s", alias,
                                type(exc).__name__)
+            if not isinstance(exc, Exception):
+                raise
         finally:
-            await chunks.aclose()
+            try:
+                await chunks.aclose()
+            finally:
+                if settle is not None:  # also when cancelled at shutdown: never an unrecorded call
+                    await settle(usage)
 
     def _call_for(self, caller: Caller, body: Any) -> Call:
         """Step 1: a validated request (BrokerError 400/404 before any governor runs)."""
@@ -228,6 +278,7 @@ class Broker:
                 "data": [{"id": a, "object": "model", "owned_by": "jupyter-securellm"} for a in sorted(self.models)]}
 
     async def status(self, caller: Caller, version: str) -> dict:
+        await self.settled(caller.user)  # the budget includes the stream the user has just finished
         try:
             vs = await asyncio.wait_for(self.keys.run(self.vault.status), 10)
         except Exception as exc:  # noqa: BLE001 - status reports Vault as unreachable, it never fails

@@ -305,6 +305,9 @@ class RecentCallsHandler(BaseHandler):
             limit = int(self.get_query_argument("limit", "10"))
         except ValueError:
             raise BrokerError("invalid_request", "limit must be a whole number.") from None
+        settled = getattr(self.broker, "settled", None)
+        if settled is not None:  # the stream the user has just finished is recorded a moment after its end
+            await settled(self.caller.user)
         calls = await asyncio.get_running_loop().run_in_executor(
             None, recent_calls, os.path.expanduser(path), self.caller.user, limit)
         self.set_header("Cache-Control", "no-store")

@@ -153,6 +153,7 @@ class ProviderClient:
         self._import_task: asyncio.Future | None = None
         self._session = None
         self._session_loop = None
+        self._refuses_usage: set[str] = set()  # models whose server answered 400 to stream_options
 
     async def litellm(self):
         if _litellm is not None and self._on_loaded is None:
@@ -197,34 +198,60 @@ class ProviderClient:
         litellm.aclient_session = self._session
 
     async def call(self, model, api_base: str, host: str, messages: list, params: dict, stream: bool, user: str):
-        """One litellm completion; on 401 the key is re-read from Vault and the call tried once more."""
+        """One litellm completion; on 401 the key is re-read from Vault and the call tried once more.
+
+        A stream asks for the provider's usage (`stream_options.include_usage`) unless the model sets
+        `stream_usage` False or the caller set `stream_options` itself: litellm forwards it to servers
+        that take it and builds the usage chunk itself from the others' native events. A server that
+        answers that request with 400 gets it once more without the option, and the model is then
+        remembered as one that refuses it (a warning names the model and the setting).
+        """
         litellm = await self.litellm()
         self._egress_session(litellm)
         kwargs = dict(params, model=model.model, messages=messages, stream=stream,
                       timeout=self.request_timeout, max_retries=0, num_retries=0)
+        usage_requested = (stream and getattr(model, "stream_usage", False) and "stream_options" not in params
+                           and model.model not in self._refuses_usage)
         if api_base:
             kwargs["api_base"] = api_base
         what = f"the key of model {model.alias!r}"
         guard = EgressGuard(api_base, host, self.allowed_hosts)
-        for attempt in (0, 1):
-            key = await self.keys.read(model.secret_path, model.secret_key, user, what=what, fresh=attempt == 1)
+        reread = fell_back = False
+        while True:
+            key = await self.keys.read(model.secret_path, model.secret_key, user, what=what, fresh=reread)
+            if usage_requested:
+                kwargs["stream_options"] = {"include_usage": True}
+            elif fell_back:
+                kwargs.pop("stream_options", None)
             try:
                 with egress_scope(guard):  # every client, every request
                     resp = await within(litellm.acompletion(api_key=key, **kwargs), self.request_timeout)
+                if fell_back:
+                    self._refuses_usage.add(model.model)
+                    if self.log:
+                        self.log.warning("SecureLLM: model %r refused stream_options (HTTP 400) and answered without "
+                                         "it; its streams are settled from what was streamed. Set \"stream_usage\": "
+                                         "False in c.SecureLLM.models[%r] to skip the first try.", model.alias,
+                                         model.alias)
                 # some clients (gemini's) send the request only when the stream is first read
-                return _ScopedStream(resp, guard, model) if stream else resp
+                return _ScopedStream(resp, guard, model, usage_requested) if stream else resp
             except Exception as exc:  # noqa: BLE001 - mapped to a contract error below
-                if attempt == 0 and _is_auth(exc, litellm, getattr(exc, "status_code", None)):
+                status = getattr(exc, "status_code", None)
+                if not reread and _is_auth(exc, litellm, status):
+                    reread = True
                     if self.log:
                         self.log.warning("SecureLLM: provider answered 401 for model %r; re-reading the key "
                                          "from Vault and retrying once", model.alias)
+                    continue
+                if usage_requested and (isinstance(exc, litellm.BadRequestError) or status == 400) \
+                        and not (guard.violations or caused_by(exc, EgressViolation)):
+                    usage_requested, fell_back = False, True  # perhaps the server does not know stream_options
                     continue
                 error = provider_error(exc, litellm, self.request_timeout, guard, model)
                 if self.log:
                     self.log.warning("SecureLLM: provider call for model %r failed: %s (%s)", model.alias,
                                      self.redactor.redact(f"{type(exc).__name__}: {exc}"), error)
                 raise error from None
-        raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
         """Close the pooled client and stop litellm's loop-bound logging worker."""
@@ -250,13 +277,14 @@ class ProviderClient:
 class _ScopedStream:
     """A provider stream whose every read runs inside the call's egress scope."""
 
-    __slots__ = ("_resp", "_it", "guard", "model_config")
+    __slots__ = ("_resp", "_it", "guard", "model_config", "usage_requested")
 
-    def __init__(self, resp, guard: EgressGuard, model=None):
+    def __init__(self, resp, guard: EgressGuard, model=None, usage_requested: bool = False):
         self._resp = resp
         self._it = None
         self.guard = guard
         self.model_config = model  # names the model in a TLS error raised on the first read
+        self.usage_requested = usage_requested  # the broker, not the caller, asked for the usage chunk
 
     def __aiter__(self):
         return self

@@ -21,7 +21,7 @@ from .schema import CHAT_SCHEMA, validate
 RESERVED = frozenset({"model", "messages", "stream", "api_base"})
 
 MODEL_KEYS_REQUIRED = ("model", "secret_path", "secret_key")
-MODEL_KEYS_OPTIONAL = ("api_base", "allow_http", "ca_bundle", "ssl_verify")
+MODEL_KEYS_OPTIONAL = ("api_base", "allow_http", "ca_bundle", "ssl_verify", "stream_usage")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Providers whose calls go through the broker's pooled client (litellm.aclient_session), where per-model TLS lives.
 TLS_PROVIDERS = frozenset({"openai"})
@@ -39,6 +39,7 @@ class ModelConfig:
     allow_http: bool = False
     ca_bundle: str = ""         # PEM file (or c_rehash directory) of the CA that signed the endpoint's certificate
     ssl_verify: bool = True     # False only by an explicit, loudly reported choice (docs/broker.md#tls-to-a-model)
+    stream_usage: bool = True   # ask the provider for a stream's usage (budgets settle with real tokens)
 
     @property
     def tls_verify(self) -> bool | str:
@@ -76,7 +77,7 @@ class ModelConfig:
         if extra:
             raise ValueError(f"{where}: unknown key(s) {sorted(extra)}; allowed: "
                              f"{list(MODEL_KEYS_REQUIRED + MODEL_KEYS_OPTIONAL)}.")
-        for flag in ("allow_http", "ssl_verify"):
+        for flag in ("allow_http", "ssl_verify", "stream_usage"):
             if flag in value and not isinstance(value[flag], bool):
                 raise ValueError(f"{where}: {flag!r} must be True or False.")
         ca_bundle = value.get("ca_bundle") or ""
@@ -92,7 +93,7 @@ class ModelConfig:
         cfg = cls(alias=alias, model=value["model"], secret_path=value["secret_path"],
                   secret_key=value["secret_key"], api_base=api_base, allow_http=bool(value.get("allow_http")),
                   ca_bundle=os.path.expanduser(ca_bundle) if ca_bundle else "",
-                  ssl_verify=value.get("ssl_verify", True))
+                  ssl_verify=value.get("ssl_verify", True), stream_usage=value.get("stream_usage", True))
         try:
             host, port = cfg.endpoint
         except ValueError as exc:

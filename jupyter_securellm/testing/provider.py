@@ -15,6 +15,8 @@ last user message (``[[provider:429]]``, ``[[provider:500]]``, ``[[provider:slow
 - ``fail_status``/``fail_count``: answer that HTTP error (429 or 500; all requests, or the next n);
 - ``chunk_delay``: seconds to sleep before each streamed chunk (slow tokens);
 - ``break_after``: close the connection after that many content chunks (broken stream);
+- ``refuse_stream_options``: answer 400 to a request that carries ``stream_options``, as servers that do
+  not know it do (older Azure API versions, some local servers);
 - ``tail`` (marker ``tail=S``): wait S seconds after the finish_reason chunk (and the usage chunk)
   before ending the stream with ``data: [DONE]``, as a provider still busy at the end might;
 - ``reply``: a fixed answer instead of the echo;
@@ -45,7 +47,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["FakeProvider", "RecordedRequest"]
+__all__ = ["FakeProvider", "RecordedRequest", "ReplayedStream"]
 
 
 class _Server(ThreadingHTTPServer):
@@ -75,6 +77,23 @@ class RecordedRequest:
     time: float = field(default_factory=time.time)
     client_port: int = 0  # the caller's source port: the same port means a reused (pooled) connection
 
+
+
+class ReplayedStream:
+    """A provider stream with the provider taken out: the chunks collected beforehand, as an async
+    iterator (for the answer side alone: unit tests and the streaming profiling harness)."""
+
+    def __init__(self, chunks):
+        self._it = iter(chunks)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return next(self._it)
+        except StopIteration:
+            raise StopAsyncIteration from None
 
 
 class JSONPlumbing:
@@ -151,6 +170,8 @@ class _Handler(JSONPlumbing, BaseHTTPRequestHandler):
             return self._error(401)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return self._error(400, "'messages' is required (stand-in provider)")
+        if self.fp.refuse_stream_options and "stream_options" in body:
+            return self._error(400, "Unrecognized request argument supplied: stream_options (stand-in provider)")
         knobs = self.fp._knobs(body, self.headers)
         if knobs.get("status"):
             return self._error(knobs["status"])
@@ -249,6 +270,7 @@ class FakeProvider:
         self.reply: str | None = None
         self.leak_key: bool = False            # append " key=<the key>" to answers (answer-DLP tests)
         self.chunk_chars: int | None = None    # stream N characters per chunk instead of a word
+        self.refuse_stream_options = False     # 400 for a body with stream_options
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -306,6 +328,7 @@ class FakeProvider:
         self.fail_status = self.fail_count = self.break_after = self.reply = None
         self.chunk_delay = 0.0
         self.leak_key, self.chunk_chars = False, None
+        self.refuse_stream_options = False
 
     # -- behaviour --
     def _record(self, req: RecordedRequest) -> None:

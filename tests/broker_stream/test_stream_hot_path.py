@@ -12,6 +12,7 @@ from jupyter_securellm.server.egress import EgressGuard, in_scope
 from jupyter_securellm.server.handlers import _event
 from jupyter_securellm.server.provider import _ScopedStream
 from jupyter_securellm.server.streaming import AnswerRedactor
+from jupyter_securellm.testing.provider import ReplayedStream
 
 
 class _Chunk:
@@ -24,25 +25,11 @@ class _Chunk:
         return json.loads(self._json)
 
 
-class _Stream:
-    def __init__(self, chunks):
-        self._it = iter(chunks)
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        try:
-            return next(self._it)
-        except StopIteration:
-            raise StopAsyncIteration from None
-
-
 def _run(chunks, redactor=None):
     ar = AnswerRedactor(redactor or Redactor())
 
     async def go():
-        return [c async for c in ar.stream(_Stream([_Chunk(c) for c in chunks]), "gpt", 30)]
+        return [c async for c in ar.stream(ReplayedStream([_Chunk(c) for c in chunks]), "gpt", 30)]
 
     return asyncio.run(go())
 

@@ -84,3 +84,17 @@ def test_random_documents_many_chunkings():
         doc = "".join(parts)
         cuts = [rng.randrange(len(doc) + 1) for _ in range(rng.randrange(1, 50))]
         assert _stream(r, doc, cuts) == r.redact(doc), trial
+
+
+def test_a_rejected_match_does_not_hide_one_starting_inside_it():
+    # `NAME=NAME= <value>`: the generic rule first matches the second name as the first name's value and
+    # rejects it; the real match starts inside that one. A stream whose chunk boundary falls after the first
+    # `=` scans from there and found it, so whole text must too.
+    v = fake_secret("generic-api-key", seed=4)
+    doc = f"MY_SERVICE_API_KEY=MY_SERVICE_API_KEY= {v}\n"
+    r = _redactor()
+    expected = r.redact(doc)
+    assert expected == "MY_SERVICE_API_KEY=MY_SERVICE_API_KEY= [REDACTED:generic-api-key]\n"
+    for size in range(1, len(doc) + 1):
+        sr = r.stream()
+        assert "".join(sr.feed(doc[i : i + size]) for i in range(0, len(doc), size)) + sr.flush() == expected, size

@@ -9,8 +9,6 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from jupyter_securellm.detect import fake_secret  # noqa: E402
-from jupyter_securellm.testing.provider import FakeProvider  # noqa: E402
 
 POLICY = """package jupyter_securellm.authz
 
@@ -23,38 +21,13 @@ deny contains "the payroll notebook may not chat" if {
 
 
 @pytest.fixture
-def provider(openbao):
-    key = fake_secret("openai-api-key")
-    openbao.write_secret("llm/nbpath", {"api_key": key})
-    with FakeProvider(key) as p:
-        yield p
+def policy():
+    return POLICY
 
 
 @pytest.fixture
-def gov_dir(tmp_path):
-    d = tmp_path / "gov"
-    (d / "policies").mkdir(parents=True)
-    (d / "policies" / "p.rego").write_text(POLICY)
-    return d
-
-
-@pytest.fixture
-def jp_server_config(openbao, provider, gov_dir, tmp_path):
-    tok = tmp_path / "vault-token"
-    tok.write_text(openbao.root_token)
-    tok.chmod(0o600)
-    cfg = {
-        "vault_url": openbao.url, "vault_auth_method": "token", "vault_token_path": str(tok),
-        "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/nbpath", "secret_key": "api_key",
-                           "api_base": provider.url + "/v1", "allow_http": True}},
-        "allowed_hosts": [f"127.0.0.1:{provider.port}"],
-        "preload_litellm": False,
-        "policy_paths": [str(gov_dir / "policies")],
-        "database_url": f"sqlite:///{gov_dir}/budget.sqlite",
-        "audit_log_path": str(gov_dir / "audit.jsonl"),
-    }
-    return {"ServerApp": {"jpserver_extensions": {"jupyter_securellm": True}, "allow_unauthenticated_access": False},
-            "SecureLLM": cfg}
+def jp_server_config(governed_server_config):
+    return governed_server_config
 
 
 async def _session_kernel(jp_fetch, kernels, path: str) -> tuple[str, str]:

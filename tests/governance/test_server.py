@@ -14,7 +14,6 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from jupyter_securellm.detect import fake_secret  # noqa: E402
 from jupyter_securellm.governance.audit import verify  # noqa: E402
-from jupyter_securellm.testing.provider import FakeProvider  # noqa: E402
 
 POLICY = """package jupyter_securellm.authz
 
@@ -39,19 +38,8 @@ deny contains "secret db/forbidden is off limits" if {
 
 
 @pytest.fixture
-def provider(openbao):
-    key = fake_secret("openai-api-key")
-    openbao.write_secret("llm/gov", {"api_key": key})
-    with FakeProvider(key) as p:
-        yield p
-
-
-@pytest.fixture
-def gov_dir(tmp_path):
-    d = tmp_path / "gov"
-    (d / "policies").mkdir(parents=True)
-    (d / "policies" / "p.rego").write_text(POLICY)
-    return d
+def policy():
+    return POLICY
 
 
 @pytest.fixture
@@ -60,25 +48,11 @@ def securellm_extra():
 
 
 @pytest.fixture
-def jp_server_config(openbao, provider, gov_dir, securellm_extra, tmp_path):
-    tok = tmp_path / "vault-token"
-    tok.write_text(openbao.root_token)
-    tok.chmod(0o600)
-    cfg = {
-        "vault_url": openbao.url, "vault_auth_method": "token", "vault_token_path": str(tok),
-        "models": {"gpt": {"model": "openai/gpt-4o-mini", "secret_path": "llm/gov", "secret_key": "api_key",
-                           "api_base": provider.url + "/v1", "allow_http": True}},
-        "allowed_hosts": [f"127.0.0.1:{provider.port}"],
-        "user_secret_paths": ["db/*"],
-        "preload_litellm": False,
-        "policy_paths": [str(gov_dir / "policies")],
-        "budgets": {"default": {"daily_tokens": 600, "rpm": 50}},
-        "database_url": f"sqlite:///{gov_dir}/budget.sqlite",
-        "audit_log_path": str(gov_dir / "audit.jsonl"),
-    }
-    cfg.update(securellm_extra)
-    return {"ServerApp": {"jpserver_extensions": {"jupyter_securellm": True}, "allow_unauthenticated_access": False},
-            "SecureLLM": cfg}
+def jp_server_config(governed_server_config, securellm_extra):
+    governed_server_config["SecureLLM"].update({"user_secret_paths": ["db/*"],
+                                                "budgets": {"default": {"daily_tokens": 600, "rpm": 50}}})
+    governed_server_config["SecureLLM"].update(securellm_extra)
+    return governed_server_config
 
 
 @pytest.fixture
@@ -192,6 +166,22 @@ async def test_a_cut_stream_is_settled_with_what_was_streamed(api, provider, gov
     assert call["tokens_out"] == -(-len(streamed) // 4) and call["tokens_in"] == -(-len(prompt) // 4)
     code, st, _ = await api("status")
     assert st["budget"]["daily_tokens"]["used"] == call["tokens_in"] + call["tokens_out"]
+
+
+async def test_a_stream_is_settled_with_the_providers_usage_and_status_waits_for_it(api, provider, gov_dir):
+    """The caller's stream ends at finish_reason; the usage chunk the broker asked for comes after the
+    provider's pause, and `status` right after the stream already counts it (not the reservation)."""
+    prompt = "one two three [[provider:tail=1]]"
+    code, _, raw = await api("chat/completions", {"model": "gpt", "max_tokens": 50, "stream": True,
+                                                  "messages": [{"role": "user", "content": prompt}]})
+    assert code == 200 and raw.rstrip().endswith("data: [DONE]")
+    assert provider.requests[-1].body["stream_options"] == {"include_usage": True}
+    code, st, _ = await api("status")
+    assert code == 200
+    call = [r for r in _records(gov_dir) if r["type"] == "call"][-1]
+    # the stand-in counts one token per word: 4 in the prompt (the marker is one), 4 in "echo: one two three"
+    assert (call["tokens_in"], call["tokens_out"]) == (4, 4)
+    assert st["budget"]["daily_tokens"]["used"] == 8
 
 
 async def test_a_kernel_token_used_after_its_kernel_is_gone_raises_an_alert(api, jp_fetch, jp_serverapp):

@@ -338,6 +338,20 @@ def test_alice_cannot_use_bobs_secrets_or_identity(servers, alice_kernel, bob_ke
     assert code == 200 and body["user"] == st.bob
 
 
+def _dead(pid: int, timeout: float) -> bool:
+    """True once `pid` is gone or a zombie (its sockets closed), within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_bob_is_served_while_alices_server_is_killed(servers, alice_kernel, bob_kernel):
     st = servers
     alice_token = _token_of(alice_kernel)
@@ -346,10 +360,13 @@ def test_bob_is_served_while_alices_server_is_killed(servers, alice_kernel, bob_
     code, body = alice_kernel.json("print(json.dumps(call('GET', 'status')))")
     assert code == 200 and body["user"] == st.alice, body
 
-    os.kill(st.server_pid(st.alice), signal.SIGKILL)
+    pid = st.server_pid(st.alice)
+    os.kill(pid, signal.SIGKILL)
     out, err = bob_kernel.run("%%llm -m gpt\nstill here?")
     assert not err and "echo: still here?" in out, (out, err, st.log_text()[-6000:])  # the Hub log holds every server's
 
+    # SIGKILL is asynchronous: a connection made while her server is still closing its sockets is reset
+    assert _dead(pid, 20), f"her server {pid} did not die"
     code, body = http("GET", f"{alice_url}/status", headers={"X-SecureLLM-Token": alice_token}, timeout=10)
     assert (code, body) == (0, "ConnectionRefusedError")
     code, body = http("GET", st.service_url("status"), headers={"X-SecureLLM-Token": alice_token})

@@ -9,7 +9,9 @@ in a URL, the key appears in no log line, answer or audit record.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import pytest
 
@@ -89,6 +91,24 @@ async def test_answers_and_streams_carry_the_key_only_where_the_provider_wants_i
         assert call.path.split("?")[0].endswith(":streamGenerateContent" if stream else ":generateContent")
     if fmt == "azure":
         assert "api-version=" in call.path and call.path.startswith("/openai/deployments/gpt4o-prod/")
+
+
+async def test_a_stream_is_recorded_with_the_providers_token_count(fmt, chat, standin, tmp_path):
+    """The broker asks litellm for the usage chunk: forwarded to OpenAI and Azure, built from Anthropic's and
+    Gemini's own usage events (which never see the option); the audit record has the provider's count."""
+    code, _, raw = await chat({"model": "m", "messages": MSG, "stream": True})
+    assert code == 200 and sse_text(raw) == "echo: hello there", raw
+    assert ("stream_options" in (standin.requests[-1].body or {})) == (fmt in ("openai", "azure"))
+    audit = tmp_path / "audit.jsonl"
+    deadline = time.monotonic() + 20
+    calls: list = []
+    while not calls and time.monotonic() < deadline:
+        calls = [r for r in map(json.loads, audit.read_text().splitlines()) if r.get("type") == "call"] \
+            if audit.exists() else []
+        await asyncio.sleep(0.05)
+    assert calls, "the stream was never recorded"
+    # one token per word at the stand-ins, not the estimate from the 17 characters streamed (5)
+    assert calls[-1]["tokens_out"] == 3
 
 
 async def test_an_echoed_key_is_redacted_in_the_stream(fmt, chat, standin, vault_provider_key, server_log):

@@ -41,6 +41,8 @@ def test_every_design_trait_exists_with_help():
     ({"models": {"gpt": {"model": "openai/gpt-4o", "secret_path": "p", "secret_key": "k",
                          "api_base": "http://127.0.0.1:9000/v1", "allow_http": "yes"}},
       "allowed_hosts": ["127.0.0.1:9000"]}, "'allow_http' must be"),
+    ({"models": {"gpt": {"model": "openai/gpt-4o", "secret_path": "p", "secret_key": "k", "stream_usage": 0}}},
+     "'stream_usage' must be True or False"),
     ({"redaction_placeholder": "[{secret}]"}, "c.SecureLLM.redaction_placeholder"),
     ({"secret_cache_ttl": -1.0}, "c.SecureLLM.secret_cache_ttl"),
     ({"allowed_hosts": ["https://api.openai.com/v1"]}, "c.SecureLLM.allowed_hosts"),

@@ -39,6 +39,10 @@ from .user_secrets import UserSecrets, parse as parse_secret_request
 __all__ = ["Broker", "Caller"]
 
 
+#: Seconds the provider gets, after every choice finished, to end its stream (and send its usage chunk).
+DRAIN_TIMEOUT = 30.0
+
+
 def _streamed_usage(chars: int) -> dict:
     """What settles a stream without the provider's usage: the characters streamed (governance estimates)."""
     return {"usage": {"streamed_chars": chars}}
@@ -190,13 +194,18 @@ class Broker:
             await asyncio.wait(tasks, timeout=timeout)
 
     async def _drain(self, chunks, alias: str, settle=None) -> None:
-        usage = None
-        try:
+        found: list = []
+
+        async def read_to_end():
             async for chunk in chunks:
                 if usage_of(chunk) is not None:
-                    usage = chunk
+                    found.append(chunk)
                 elif self.log:
                     self.log.debug("SecureLLM: model %r sent a chunk after every choice finished; dropped", alias)
+
+        try:
+            # a provider that holds the stream open after its answer is not waited for long
+            await asyncio.wait_for(read_to_end(), DRAIN_TIMEOUT)
         except BaseException as exc:  # noqa: BLE001 - the answer is complete; the connection is dropped either way
             if self.log:
                 self.log.debug("SecureLLM: reading the end of a finished stream of %r: %s", alias,
@@ -204,6 +213,7 @@ class Broker:
             if not isinstance(exc, Exception):
                 raise
         finally:
+            usage = found[-1] if found else None
             try:
                 await chunks.aclose()
             finally:

@@ -150,3 +150,23 @@ async def test_a_server_that_refuses_stream_options_is_asked_again_without_and_r
         assert len(provider.requests) == n + 1 and "stream_options" not in provider.requests[-1].body
     finally:
         provider.refuse_stream_options = False
+
+
+async def test_a_provider_that_holds_the_stream_open_is_not_waited_for_long(chat, provider, jp_serverapp,
+                                                                           tmp_path, monkeypatch):
+    """After every choice finished the provider gets DRAIN_TIMEOUT to end its stream; then the call is
+    settled from what was streamed (its usage chunk never came) and the connection is dropped."""
+    import jupyter_securellm.server.broker as broker_module
+
+    code, _, raw = await chat(_body("warm up"))
+    assert code == 200, raw
+    broker = jp_serverapp.web_app.settings["jupyter_securellm_broker"]
+    assert await _wait_for(lambda: not broker._drains, 10)
+    records = len(_calls(tmp_path))
+    monkeypatch.setattr(broker_module, "DRAIN_TIMEOUT", 0.5)
+    t0 = time.monotonic()
+    code, _, raw = await chat(_body(f"held open [[provider:tail={TAIL * 10}]]"))
+    assert code == 200 and sse_text(raw) == "echo: held open", raw
+    assert await _wait_for(lambda: len(_calls(tmp_path)) == records + 1, TAIL * 3)
+    assert time.monotonic() - t0 < TAIL * 3  # not the provider's 30 s
+    assert _calls(tmp_path)[-1]["tokens_out"] == 4  # estimated from the 15 characters streamed

@@ -138,7 +138,7 @@ async def main_async(args) -> None:
         for i in range(1, args.calls // 1000 + 1):
             await batch(1000)
             r = rss_kb()
-            line = (f"  {i * 1000:6d} calls  RSS {r / 1024:7.1f} MB  +{(r - prev) / 1024:5.2f} MB in these 1,000 "
+            line = (f"  {i * 1000:6d} calls  RSS {r / 1024:7.1f} MB  {(r - prev) / 1024:+5.2f} MB in these 1,000 "
                     f"({(r - prev) * 1024 / 1000:5.0f} B/call)  since warm-up {(r - r0) * 1024 / (i * 1000):5.0f} "
                     f"B/call  load {os.getloadavg()[0]:.2f}  {time.monotonic() - t0:.0f} s")
             if libc is not None:

@@ -67,6 +67,7 @@ class PostgresCluster:
         self.port: int | None = None
         self.dir: Path | None = None
         self._run_as = None
+        self._postmaster: int | None = None  # its pid, to stop it even if its folder was removed under it
 
     @property
     def data(self) -> Path:
@@ -101,6 +102,10 @@ class PostgresCluster:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "server.log"),
                   "-o", opts, "-w", "-t", "60", "start")
         _LIVE.append(self)
+        try:
+            self._postmaster = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            self._postmaster = None
         self._wait()
         return self
 
@@ -138,8 +143,16 @@ class PostgresCluster:
         if self in _LIVE:
             _LIVE.remove(self)
         try:
-            subprocess.run(self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
-                                     "stop"), capture_output=True, cwd=str(self.dir), timeout=60)
+            if self.data.is_dir():
+                subprocess.run(self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
+                                         "stop"), capture_output=True, cwd=str(self.dir), timeout=60)
+            elif self._postmaster:  # the folder was removed from outside: stop the server we started by its pid
+                import signal
+
+                try:
+                    os.kill(self._postmaster, signal.SIGQUIT)  # PostgreSQL's immediate shutdown
+                except ProcessLookupError:
+                    pass
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None

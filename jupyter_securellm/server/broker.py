@@ -31,7 +31,7 @@ from .egress import endpoint_for
 from .errors import BrokerError
 from .governor import Call, Caller, Governor, Outcome, usage_of
 from .keys import KeySource
-from .provider import ProviderClient
+from .provider import ProviderClient, within
 from .request import ChatRequest, ModelConfig
 from .streaming import AnswerRedactor
 from .user_secrets import UserSecrets, parse as parse_secret_request
@@ -77,8 +77,8 @@ class Broker:
                                        models=self.models.values())
         self.answers = AnswerRedactor(redactor, log)
         self.user_secrets = UserSecrets(self.keys, self.models, user_secret_paths)
-        self._drains: set[asyncio.Task] = set()  # provider streams read to their end after the answer
-        self._settling: dict[str, set[asyncio.Task]] = {}  # those of them still to settle and record, by user
+        # provider streams read to their end after the answer -> the user whose call they still record (or None)
+        self._drains: dict[asyncio.Task, str | None] = {}
 
     # -- the one entry point for REST handlers and the Hub service --------------------------------
     async def dispatch(self, caller: Caller, action: str, body: Any = None):
@@ -173,23 +173,13 @@ class Broker:
         """Read the rest of a finished provider stream in the background (dropping anything in it); then
         `settle(the last chunk with usage, or None)` if given, for `user` (see `settled`)."""
         task = asyncio.ensure_future(self._drain(chunks, alias, settle))
-        self._drains.add(task)
-        task.add_done_callback(self._drains.discard)
-        if settle is not None and user is not None:
-            self._settling.setdefault(user, set()).add(task)
-            task.add_done_callback(lambda t: self._done_settling(user, t))
-
-    def _done_settling(self, user: str, task) -> None:
-        tasks = self._settling.get(user)
-        if tasks is not None:
-            tasks.discard(task)
-            if not tasks:
-                del self._settling[user]
+        self._drains[task] = user if settle is not None else None
+        task.add_done_callback(self._drains.pop)
 
     async def settled(self, user: str, timeout: float = 2.0) -> None:
         """Wait (at most `timeout` s) until `user`'s finished streams are settled and recorded, so that
         `status` and the recent calls read what the user has just done. Never raises."""
-        tasks = list(self._settling.get(user, ()))
+        tasks = [t for t, u in self._drains.items() if u == user]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
@@ -205,7 +195,7 @@ class Broker:
 
         try:
             # a provider that holds the stream open after its answer is not waited for long
-            await asyncio.wait_for(read_to_end(), DRAIN_TIMEOUT)
+            await within(read_to_end(), DRAIN_TIMEOUT)
         except BaseException as exc:  # noqa: BLE001 - the answer is complete; the connection is dropped either way
             if self.log:
                 self.log.debug("SecureLLM: reading the end of a finished stream of %r: %s", alias,
@@ -213,12 +203,11 @@ class Broker:
             if not isinstance(exc, Exception):
                 raise
         finally:
-            usage = found[-1] if found else None
             try:
                 await chunks.aclose()
             finally:
                 if settle is not None:  # also when cancelled at shutdown: never an unrecorded call
-                    await settle(usage)
+                    await settle(found[-1] if found else None)
 
     def _call_for(self, caller: Caller, body: Any) -> Call:
         """Step 1: a validated request (BrokerError 400/404 before any governor runs)."""

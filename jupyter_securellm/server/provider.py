@@ -210,8 +210,10 @@ class ProviderClient:
         self._egress_session(litellm)
         kwargs = dict(params, model=model.model, messages=messages, stream=stream,
                       timeout=self.request_timeout, max_retries=0, num_retries=0)
-        usage_requested = (stream and getattr(model, "stream_usage", False) and "stream_options" not in params
+        usage_requested = (stream and model.stream_usage and "stream_options" not in params
                            and model.model not in self._refuses_usage)
+        if usage_requested:
+            kwargs["stream_options"] = {"include_usage": True}
         if api_base:
             kwargs["api_base"] = api_base
         what = f"the key of model {model.alias!r}"
@@ -219,10 +221,6 @@ class ProviderClient:
         reread = fell_back = False
         while True:
             key = await self.keys.read(model.secret_path, model.secret_key, user, what=what, fresh=reread)
-            if usage_requested:
-                kwargs["stream_options"] = {"include_usage": True}
-            elif fell_back:
-                kwargs.pop("stream_options", None)
             try:
                 with egress_scope(guard):  # every client, every request
                     resp = await within(litellm.acompletion(api_key=key, **kwargs), self.request_timeout)
@@ -246,6 +244,7 @@ class ProviderClient:
                 if usage_requested and (isinstance(exc, litellm.BadRequestError) or status == 400) \
                         and not (guard.violations or caused_by(exc, EgressViolation)):
                     usage_requested, fell_back = False, True  # perhaps the server does not know stream_options
+                    del kwargs["stream_options"]
                     continue
                 error = provider_error(exc, litellm, self.request_timeout, guard, model)
                 if self.log:

@@ -39,19 +39,6 @@ def rss_kb() -> int:
     return 0
 
 
-class _KeyOnly:
-    """The model's key as a cached Vault read (the broker's hot path: a cache hit)."""
-
-    def __init__(self, key):
-        self.key = key
-
-    def cached(self, path, key, user=None):
-        return self.key
-
-    def read_secret(self, path, key, user=None):
-        return self.key
-
-
 def governance_governor(kind: str, budgets: str, tmp: Path, model: dict, host: str, cleanup: list):
     """The governor `SecureLLM.build_broker` puts first, built from the same traits."""
     from traitlets.config import Config
@@ -83,7 +70,7 @@ async def main_async(args) -> None:
     from jupyter_securellm.server.broker import Broker, Caller
     from jupyter_securellm.server.handlers import _event
     from jupyter_securellm.server.request import ModelConfig
-    from jupyter_securellm.testing.openbao import free_port
+    from jupyter_securellm.testing.openbao import CachedKeyVault, free_port
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     key = fake_secret("openai-api-key")
@@ -100,7 +87,7 @@ async def main_async(args) -> None:
         governors = [] if args.governance == "none" else [
             governance_governor(args.governance, args.budgets, tmp, model, host, cleanup)]
         broker = Broker(models={"gpt": ModelConfig.from_trait("gpt", model)}, allowed_hosts=[host],
-                        vault=_KeyOnly(key), redactor=Redactor(Scanner()), governors=governors)
+                        vault=CachedKeyVault(key), redactor=Redactor(Scanner()), governors=governors)
         caller = Caller(user="bench")
         body = {"model": "gpt", "messages": MESSAGES, "stream": True}
 

@@ -33,23 +33,10 @@ from pathlib import Path
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 from jupyter_securellm.detect import Redactor, Scanner, fake_secret  # noqa: E402
-from jupyter_securellm.testing.openbao import free_port  # noqa: E402
+from jupyter_securellm.testing.openbao import CachedKeyVault, free_port  # noqa: E402
 from jupyter_securellm.testing.provider import ReplayedStream  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "the quick brown fox jumps over the lazy dog"}]
-
-
-class _KeyOnly:
-    """The one secret the harness needs, as a cached Vault read (the broker's hot path: a cache hit)."""
-
-    def __init__(self, key):
-        self.key = key
-
-    def cached(self, path, key, user=None):
-        return self.key
-
-    def read_secret(self, path, key, user=None):
-        return self.key
 
 
 async def main_async(args):
@@ -74,7 +61,7 @@ async def main_async(args):
         models = {"gpt": ModelConfig.from_trait("gpt", {"model": "openai/gpt-4o-mini", "secret_path": "llm/openai",
                                                          "secret_key": "api_key", "api_base": url + "/v1",
                                                          "allow_http": True})}
-        broker = Broker(models=models, allowed_hosts=[f"127.0.0.1:{port}"], vault=_KeyOnly(key),
+        broker = Broker(models=models, allowed_hosts=[f"127.0.0.1:{port}"], vault=CachedKeyVault(key),
                         redactor=Redactor(Scanner()))
         caller = Caller(user="bench")
         body = {"model": "gpt", "messages": MESSAGES, "stream": True}

@@ -37,7 +37,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["OpenBao", "find_bao", "free_port", "JwtIssuer", "make_tls_files"]
+__all__ = ["OpenBao", "find_bao", "free_port", "JwtIssuer", "make_tls_files", "CachedKeyVault"]
 
 _LIVE: set = set()  # processes we started; stopped at interpreter exit if a test run dies
 
@@ -68,6 +68,20 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class CachedKeyVault:
+    """A Vault client that holds one key, read as a cache hit: for harnesses that drive the Broker in
+    process and measure its hot path, where the key is already cached (benchmarks, not tests)."""
+
+    def __init__(self, key: str):
+        self.key = key
+
+    def cached(self, path, key, user=None):
+        return self.key
+
+    def read_secret(self, path, key, user=None):
+        return self.key
 
 
 def make_tls_files(directory: Path, host: str = "127.0.0.1") -> tuple[str, str, str]:

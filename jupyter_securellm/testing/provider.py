@@ -57,6 +57,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
     daemon_threads = True
 
+
 _MARK = re.compile(r"\[\[provider:([^\]]+)\]\]")
 _ERRORS = {
     401: ("Incorrect API key provided. You can find your API key at your provider's dashboard.",
@@ -76,7 +77,6 @@ class RecordedRequest:
     auth_ok: bool
     time: float = field(default_factory=time.time)
     client_port: int = 0  # the caller's source port: the same port means a reused (pooled) connection
-
 
 
 class ReplayedStream:

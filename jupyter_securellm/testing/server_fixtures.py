@@ -129,6 +129,29 @@ def chat(broker_api):
     return post
 
 
+async def until(predicate, timeout: float) -> bool:
+    """Poll `predicate` every 50 ms: True once it holds, False if `timeout` seconds pass first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def audit_records(path, type: str | None = None) -> list[dict]:  # noqa: A002 - the records' own field name
+    """The records of an audit log (JSON lines), only those of `type` if given; [] while the file is absent."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return records if type is None else [r for r in records if r.get("type") == type]
+
+
 def sse_text(raw: str) -> str:
     """The answer text of an SSE chat stream (every choice's delta content, in order)."""
     out = []

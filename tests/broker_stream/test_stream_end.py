@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from jupyter_securellm.testing.server_fixtures import sse_text
+from jupyter_securellm.testing.server_fixtures import audit_records, sse_text, until
 
 TAIL = 3.0  # the provider's pause before its own end of stream: far above a call's time on a loaded box
 
@@ -31,21 +31,7 @@ def jp_server_config(securellm_server_config, tmp_path):
 
 
 def _calls(tmp_path) -> list[dict]:
-    path = tmp_path / "audit.jsonl"
-    if not path.exists():
-        return []
-    return [r for r in map(json.loads, path.read_text().splitlines()) if r.get("type") == "call"]
-
-
-async def _wait_for(predicate, timeout: float):
-    import asyncio
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
+    return audit_records(tmp_path / "audit.jsonl", "call")
 
 
 def _body(prompt: str, model: str = "gpt", **extra) -> dict:
@@ -61,7 +47,7 @@ async def test_the_caller_has_the_whole_answer_before_the_provider_ends_and_the_
     code, _, raw = await chat(_body("warm up"))  # the first call imports litellm
     assert code == 200, raw
     broker = jp_serverapp.web_app.settings["jupyter_securellm_broker"]
-    assert await _wait_for(lambda: not broker._drains, 10)
+    assert await until(lambda: not broker._drains, 10)
     before, records = len(provider.requests), len(_calls(tmp_path))
 
     t0 = time.monotonic()
@@ -76,7 +62,7 @@ async def test_the_caller_has_the_whole_answer_before_the_provider_ends_and_the_
     assert all(e.get("choices") for e in _events(raw)) and not any(e.get("usage") for e in _events(raw))
     # the provider's end is still being read: the call is recorded once its usage has arrived
     assert len(broker._drains) == 1
-    assert await _wait_for(lambda: not broker._drains, TAIL + 20), "the provider stream was never read to its end"
+    assert await until(lambda: not broker._drains, TAIL + 20), "the provider stream was never read to its end"
     calls = _calls(tmp_path)
     assert len(calls) == records + 1
     rec = calls[-1]
@@ -87,7 +73,7 @@ async def test_the_caller_has_the_whole_answer_before_the_provider_ends_and_the_
     assert code == 200 and sse_text(raw) == "echo: again"
     ports = [r.client_port for r in provider.requests[before:]]
     assert len(ports) == 2 and ports[0] == ports[1], f"the pooled connection was not reused: {ports}"
-    assert await _wait_for(lambda: len(_calls(tmp_path)) == records + 2, 20)  # one record per call
+    assert await until(lambda: len(_calls(tmp_path)) == records + 2, 20)  # one record per call
 
 
 async def test_a_model_without_stream_usage_is_recorded_before_the_callers_end(chat, provider, jp_serverapp,
@@ -95,7 +81,7 @@ async def test_a_model_without_stream_usage_is_recorded_before_the_callers_end(c
     code, _, raw = await chat(_body("warm up", model="estimated"))
     assert code == 200, raw
     broker = jp_serverapp.web_app.settings["jupyter_securellm_broker"]
-    assert await _wait_for(lambda: not broker._drains, 10)
+    assert await until(lambda: not broker._drains, 10)
     t0 = time.monotonic()
     code, _, raw = await chat(_body(f"the end comes first [[provider:tail={TAIL}]]", model="estimated"))
     assert code == 200 and sse_text(raw) == "echo: the end comes first", raw
@@ -141,7 +127,7 @@ async def test_a_server_that_refuses_stream_options_is_asked_again_without_and_r
         assert code == 200 and sse_text(raw) == "echo: first call", raw
         first = provider.requests[-2:]
         assert [("stream_options" in r.body) for r in first] == [True, False]
-        assert await _wait_for(lambda: len(_calls(tmp_path)) == 1, 20)
+        assert await until(lambda: len(_calls(tmp_path)) == 1, 20)
         assert _calls(tmp_path)[-1]["tokens_out"] == 4  # estimated from the 16 characters streamed
         assert "refused stream_options" in server_log() and '"stream_usage": False' in server_log()
         n = len(provider.requests)
@@ -161,12 +147,12 @@ async def test_a_provider_that_holds_the_stream_open_is_not_waited_for_long(chat
     code, _, raw = await chat(_body("warm up"))
     assert code == 200, raw
     broker = jp_serverapp.web_app.settings["jupyter_securellm_broker"]
-    assert await _wait_for(lambda: not broker._drains, 10)
+    assert await until(lambda: not broker._drains, 10)
     records = len(_calls(tmp_path))
     monkeypatch.setattr(broker_module, "DRAIN_TIMEOUT", 0.5)
     t0 = time.monotonic()
     code, _, raw = await chat(_body(f"held open [[provider:tail={TAIL * 10}]]"))
     assert code == 200 and sse_text(raw) == "echo: held open", raw
-    assert await _wait_for(lambda: len(_calls(tmp_path)) == records + 1, TAIL * 3)
+    assert await until(lambda: len(_calls(tmp_path)) == records + 1, TAIL * 3)
     assert time.monotonic() - t0 < TAIL * 3  # not the provider's 30 s
     assert _calls(tmp_path)[-1]["tokens_out"] == 4  # estimated from the 15 characters streamed

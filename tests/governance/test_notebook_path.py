@@ -9,6 +9,7 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from jupyter_securellm.testing.server_fixtures import audit_records  # noqa: E402
 
 POLICY = """package jupyter_securellm.authz
 
@@ -47,8 +48,8 @@ async def _chat(jp_fetch, token):
     return r.code, json.loads(r.body)
 
 
-def _records(gov_dir):
-    return [json.loads(x) for x in (gov_dir / "audit.jsonl").read_text().splitlines()]
+def _records(gov_dir) -> list[dict]:
+    return audit_records(gov_dir / "audit.jsonl")
 
 
 async def test_policy_sees_the_notebook_of_the_calling_kernel(jp_fetch, kernels, provider, gov_dir):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -14,6 +13,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from jupyter_securellm.detect import fake_secret  # noqa: E402
 from jupyter_securellm.governance.audit import verify  # noqa: E402
+from jupyter_securellm.testing.server_fixtures import audit_records  # noqa: E402
 
 POLICY = """package jupyter_securellm.authz
 
@@ -71,8 +71,8 @@ def api(jp_fetch):
     return call
 
 
-def _records(gov_dir: Path) -> list[dict]:
-    return [json.loads(x) for x in (gov_dir / "audit.jsonl").read_text().splitlines()]
+def _records(gov_dir) -> list[dict]:
+    return audit_records(gov_dir / "audit.jsonl")
 
 
 async def test_policy_denies_with_403_and_reasons_and_nothing_is_sent(api, provider, gov_dir):

@@ -9,16 +9,14 @@ in a URL, the key appears in no log line, answer or audit record.
 """
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 
 import pytest
 
 from jupyter_securellm.testing.leaks import assert_no_secret
 from jupyter_securellm.testing.providers import fingerprint, make_standin
 from jupyter_securellm.testing.pytest_plugin import new_provider_key
-from jupyter_securellm.testing.server_fixtures import sse_text
+from jupyter_securellm.testing.server_fixtures import audit_records, sse_text, until
 
 # litellm model string and the api_base suffix litellm expects for each format
 FORMATS = {
@@ -100,15 +98,9 @@ async def test_a_stream_is_recorded_with_the_providers_token_count(fmt, chat, st
     assert code == 200 and sse_text(raw) == "echo: hello there", raw
     assert ("stream_options" in (standin.requests[-1].body or {})) == (fmt in ("openai", "azure"))
     audit = tmp_path / "audit.jsonl"
-    deadline = time.monotonic() + 20
-    calls: list = []
-    while not calls and time.monotonic() < deadline:
-        calls = [r for r in map(json.loads, audit.read_text().splitlines()) if r.get("type") == "call"] \
-            if audit.exists() else []
-        await asyncio.sleep(0.05)
-    assert calls, "the stream was never recorded"
+    assert await until(lambda: audit_records(audit, "call"), 20), "the stream was never recorded"
     # one token per word at the stand-ins, not the estimate from the 17 characters streamed (5)
-    assert calls[-1]["tokens_out"] == 3
+    assert audit_records(audit, "call")[-1]["tokens_out"] == 3
 
 
 async def test_an_echoed_key_is_redacted_in_the_stream(fmt, chat, standin, vault_provider_key, server_log):

@@ -30,6 +30,7 @@ rules in `*_test.rego` files are either booleans or test cases `{"input": {...},
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import re
@@ -120,18 +121,13 @@ def policy_files(paths: Iterable[str | os.PathLike], *, tests: bool = False) -> 
     return found
 
 
-_regopy_module = None
-
-
+@functools.cache
 def _regopy():
     """regopy, loaded once after libstdc++ is made global (see the module docstring, "Memory")."""
-    global _regopy_module
-    if _regopy_module is None:
-        global_libstdcxx()
-        import regopy
+    global_libstdcxx()
+    import regopy
 
-        _regopy_module = regopy
-    return _regopy_module
+    return regopy
 
 
 def global_libstdcxx() -> bool:
